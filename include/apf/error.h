@@ -5,7 +5,7 @@
  *
  * Every libapf function that can fail returns 0 (or a count) on success and one of these
  * negative codes on failure, so a Linux embedder can pass them on as `-errno` unchanged.
- * One list (#APF_ERRNO_MAP) generates the enum, apf_strerror() and apf_err_name(), so the
+ * One list (APF_ERRNO_MAP) generates the enum, apf_strerror() and apf_err_name(), so the
  * three can never disagree. Freestanding: no `<errno.h>` needed.
  */
 #ifndef APF_ERROR_H
@@ -59,7 +59,7 @@ extern "C" {
  * @brief A short English description of an error code.
  * Context: any (freestanding, no allocation).
  * @param err A libapf error code (negative); 0 gives "success".
- * @return A static string; "unknown error" for a value not in #APF_ERRNO_MAP. Never NULL.
+ * @return A static string; "unknown error" for a value not in APF_ERRNO_MAP. Never NULL.
  */
 APF_API const char *apf_strerror(int err);
 
@@ -67,7 +67,7 @@ APF_API const char *apf_strerror(int err);
  * @brief The symbolic name of an error code, e.g. "EINVAL".
  * Context: any (freestanding, no allocation).
  * @param err A libapf error code (negative); 0 gives "OK".
- * @return A static string; "UNKNOWN" for a value not in #APF_ERRNO_MAP. Never NULL.
+ * @return A static string; "UNKNOWN" for a value not in APF_ERRNO_MAP. Never NULL.
  */
 APF_API const char *apf_err_name(int err);
 

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker pool: pthreads owned by the engine that run `resolve` and complete the work.
+ *
+ * One FIFO of jobs, a ring preallocated for every slot of every vCPU (a slot has at most
+ * one job), so submitting never allocates and never fails. Lock order: `lock` is a leaf
+ * (see engine.h); `resolve` and the completion run with no lock held.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <string.h>
+
+#include "host/engine.h"
+
+struct apf__pool {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    struct apf__job *ring; /* capacity entries */
+    uint32_t capacity;
+    uint32_t head, tail; /* free-running */
+    uint32_t idle;       /* workers waiting on cv */
+    bool stop;
+    uint32_t n_threads;
+    pthread_t *threads;
+    struct apf_host *host;
+};
+
+static void *apf__worker(void *arg)
+{
+    struct apf__pool *p = arg;
+    struct apf_host *h = p->host;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (p->head == p->tail && !p->stop) {
+            p->idle++;
+            pthread_cond_wait(&p->cv, &p->lock);
+            p->idle--;
+        }
+        if (p->stop) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        struct apf__job job = p->ring[p->head % p->capacity];
+        p->head++;
+        pthread_mutex_unlock(&p->lock);
+
+        /* No lock held from here on. A job of a vCPU that dropped its work meanwhile
+         * (disable, reset) skips the fetch; its completion is still delivered, to be
+         * discarded by the vCPU, which frees the slot. */
+        int status;
+        if (apf_load_relaxed(&job.v->epoch) != job.epoch)
+            status = APF_ECANCELED;
+        else
+            status = h->ops.resolve(h->cfg.ctx, job.v->id, job.gpa);
+        if (status > 0)
+            status = APF_EIO; /* a resolve must return 0 or a negative code */
+        int err = apf__complete(job.v, job.token, status);
+        APF__BUG_ON(err != 0); /* the job holds the only right to complete its token */
+    }
+}
+
+size_t apf__pool_memory(uint32_t n_workers, uint32_t capacity)
+{
+    return sizeof(struct apf__pool) + sizeof(struct apf__job) * capacity +
+           sizeof(pthread_t) * n_workers;
+}
+
+int apf__pool_create(struct apf_host *h, uint32_t n_workers, uint32_t capacity)
+{
+    const struct apf_allocator *a = &h->alloc;
+    struct apf__pool *p = a->alloc(a->ctx, sizeof(*p), 64);
+    if (p == NULL)
+        return APF_ENOMEM;
+    memset(p, 0, sizeof(*p));
+    p->host = h;
+    p->capacity = capacity;
+    p->ring = a->alloc(a->ctx, sizeof(struct apf__job) * capacity, 64);
+    p->threads = a->alloc(a->ctx, sizeof(pthread_t) * n_workers, 64);
+    if (p->ring == NULL || p->threads == NULL)
+        goto enomem;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        goto enomem;
+    if (pthread_cond_init(&p->cv, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        goto enomem;
+    }
+    h->pool = p;
+    for (uint32_t i = 0; i < n_workers; i++) {
+        if (pthread_create(&p->threads[i], NULL, apf__worker, p) != 0) {
+            apf__pool_destroy(h);
+            return APF_EAGAIN;
+        }
+        p->n_threads++;
+    }
+    return 0;
+
+enomem:
+    if (p->threads)
+        a->free(a->ctx, p->threads, sizeof(pthread_t) * n_workers);
+    if (p->ring)
+        a->free(a->ctx, p->ring, sizeof(struct apf__job) * capacity);
+    a->free(a->ctx, p, sizeof(*p));
+    return APF_ENOMEM;
+}
+
+void apf__pool_destroy(struct apf_host *h)
+{
+    struct apf__pool *p = h->pool;
+    const struct apf_allocator *a = &h->alloc;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->lock);
+    for (uint32_t i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->lock);
+    a->free(a->ctx, p->threads, sizeof(pthread_t) * h->cfg.n_workers);
+    a->free(a->ctx, p->ring, sizeof(struct apf__job) * p->capacity);
+    a->free(a->ctx, p, sizeof(*p));
+    h->pool = NULL;
+}
+
+void apf__pool_submit(struct apf_host *h, const struct apf__job *job)
+{
+    struct apf__pool *p = h->pool;
+    pthread_mutex_lock(&p->lock);
+    APF__BUG_ON(p->tail - p->head >= p->capacity); /* sized for every slot */
+    p->ring[p->tail % p->capacity] = *job;
+    p->tail++;
+    bool wake = p->idle > 0;
+    pthread_mutex_unlock(&p->lock);
+    /* Signal outside the lock: the woken worker need not block on it again. */
+    if (wake)
+        pthread_cond_signal(&p->cv);
+}
