@@ -10,6 +10,7 @@
 #include "apf/error.h"
 #include "apf/proto.h"
 #include "proto/hashmap.h"
+#include "proto/strbuf.h"
 
 /* ---- names ---------------------------------------------------------------------------------- */
 
@@ -37,90 +38,25 @@ const char *apf_trace_kind_name(uint32_t kind)
     return "unknown";
 }
 
-/* ---- a tiny freestanding string builder -------------------------------------------------------- */
-
-struct sb {
-    char *buf;
-    size_t len, cap;
-    bool overflow;
-};
-
-static void sb_char(struct sb *b, char c)
-{
-    if (b->len + 1 < b->cap)
-        b->buf[b->len++] = c;
-    else
-        b->overflow = true;
-}
-
-static void sb_str(struct sb *b, const char *s)
-{
-    while (*s)
-        sb_char(b, *s++);
-}
-
-static void sb_u64(struct sb *b, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        sb_char(b, tmp[--n]);
-}
-
-static void sb_i64(struct sb *b, int64_t v)
-{
-    if (v < 0) {
-        sb_char(b, '-');
-        sb_u64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        sb_u64(b, (uint64_t)v);
-    }
-}
-
-static void sb_hex(struct sb *b, uint64_t v)
-{
-    static const char digits[] = "0123456789abcdef";
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = digits[v & 0xf];
-        v >>= 4;
-    } while (v);
-    sb_str(b, "0x");
-    while (n)
-        sb_char(b, tmp[--n]);
-}
-
-static void sb_end(struct sb *b)
-{
-    if (b->cap)
-        b->buf[b->len] = '\0';
-}
-
 int apf_trace_format(const struct apf_trace_event *ev, char *buf, size_t len)
 {
-    struct sb b = {buf, 0, len, false};
-    sb_u64(&b, ev->time_ns);
-    sb_char(&b, ' ');
-    sb_str(&b, apf_trace_kind_name(ev->kind));
-    sb_char(&b, ' ');
-    sb_u64(&b, ev->vcpu);
-    sb_char(&b, ' ');
-    sb_hex(&b, ev->token);
-    sb_char(&b, ' ');
-    sb_hex(&b, ev->gpa);
-    sb_char(&b, ' ');
-    sb_i64(&b, ev->arg);
+    struct apf__sb b = apf__sb_make(buf, len);
+    apf__sb_u64(&b, ev->time_ns);
+    apf__sb_char(&b, ' ');
+    apf__sb_str(&b, apf_trace_kind_name(ev->kind));
+    apf__sb_char(&b, ' ');
+    apf__sb_u64(&b, ev->vcpu);
+    apf__sb_char(&b, ' ');
+    apf__sb_hex(&b, ev->token);
+    apf__sb_char(&b, ' ');
+    apf__sb_hex(&b, ev->gpa);
+    apf__sb_char(&b, ' ');
+    apf__sb_i64(&b, ev->arg);
     if (b.overflow || len == 0) {
         if (len)
             buf[0] = '\0';
         return APF_ENOSPC;
     }
-    sb_end(&b);
     return (int)b.len;
 }
 
@@ -280,18 +216,17 @@ struct apf_trace_checker *apf_trace_checker_init(void *mem, size_t size, uint32_
 
 static int fail(struct apf_trace_checker *c, const struct apf_trace_event *ev, const char *what)
 {
-    struct sb b = {c->error, 0, sizeof(c->error), false};
-    sb_str(&b, "event ");
-    sb_u64(&b, c->events);
-    sb_str(&b, " (");
-    sb_str(&b, apf_trace_kind_name(ev->kind));
-    sb_str(&b, " vcpu ");
-    sb_u64(&b, ev->vcpu);
-    sb_str(&b, " token ");
-    sb_hex(&b, ev->token);
-    sb_str(&b, "): ");
-    sb_str(&b, what);
-    sb_end(&b);
+    struct apf__sb b = apf__sb_make(c->error, sizeof(c->error));
+    apf__sb_str(&b, "event ");
+    apf__sb_u64(&b, c->events);
+    apf__sb_str(&b, " (");
+    apf__sb_str(&b, apf_trace_kind_name(ev->kind));
+    apf__sb_str(&b, " vcpu ");
+    apf__sb_u64(&b, ev->vcpu);
+    apf__sb_str(&b, " token ");
+    apf__sb_hex(&b, ev->token);
+    apf__sb_str(&b, "): ");
+    apf__sb_str(&b, what);
     c->failed = APF_EPROTO;
     return APF_EPROTO;
 }

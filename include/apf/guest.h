@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file guest.h
+ * @brief libapf-guest: the guest kernel's side of the APF protocol.
+ *
+ * Freestanding: no libc, no allocation. The kernel gives the runtime its memory
+ * (apf_guest_mem_size() then apf_guest_init()), its services (struct apf_guest_env_ops) and
+ * a transport backend (apf/guest_backend.h), then calls four entry points:
+ *  - apf_guest_cpu_online() / apf_guest_cpu_offline() on each CPU;
+ *  - apf_guest_on_exception() from the "not present" exception handler (x86 \#PF, before
+ *    the kernel's own page-fault handling, with CR2; arm64 SDEI handler);
+ *  - apf_guest_on_interrupt() from the "page ready" interrupt handler.
+ *
+ * Calling contexts used in this file: "task context" (may sleep if the environment says
+ * so), "interrupt context" (must not sleep), "any".
+ *
+ * Wake-before-wait, wake-all and what happens when the placeholder pool runs out are
+ * described at apf_guest_config::n_placeholders.
+ */
+#ifndef APF_GUEST_H
+#define APF_GUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apf/error.h"
+#include "apf/export.h"
+#include "apf/guest_backend.h"
+#include "apf/proto.h"
+#include "apf/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief The runtime (opaque; lives in memory given to apf_guest_init()). */
+struct apf_guest;
+
+/**
+ * @brief A lock word owned by the runtime (one per sleep-table bucket and one for the
+ * placeholder pool). All-zero means unlocked. The environment's lock hooks define the
+ * algorithm (spinlock with interrupts disabled in a kernel; a futex in user space).
+ */
+struct apf_guest_lock {
+    uint32_t word; /**< Owned by the environment's lock/unlock hooks. */
+};
+
+/**
+ * @brief A task waiting for a token: lives on the waiting task's stack for the duration of
+ * the wait. Fields are private to the runtime; use the accessors.
+ */
+struct apf_guest_waiter {
+    /** @cond INTERNAL */
+    struct apf_guest_waiter *next;
+    void *task;
+    uint32_t token;
+    uint32_t cpu;
+    uint32_t halted;
+    uint32_t placeholder;
+    uint32_t woken; /* accessed atomically */
+    uint32_t pad;
+    /** @endcond */
+};
+
+/**
+ * @brief The kernel's services. `ctx` (apf_guest_config::env_ctx) is passed first.
+ * All are required except `log`.
+ */
+struct apf_guest_env_ops {
+    /** The task running now (an opaque pointer the runtime hands back in `wake`). */
+    void *(*current_task)(void *ctx);
+    /** The CPU running now. */
+    uint32_t (*cpu_id)(void *ctx);
+    /** Whether the current context may sleep (false in atomic or idle context: then the
+     *  CPU halts until the token's "page ready" arrives instead). */
+    int (*can_sleep)(void *ctx);
+    /** Block the current task until apf_guest_waiter_woken(@p w) is true. The wake may
+     *  come from interrupt context on any CPU at any moment, so check it again after
+     *  marking the task blocked. Task context, interrupts enabled on return. */
+    void (*sleep)(void *ctx, struct apf_guest_waiter *w);
+    /** A waiter was woken: make @p task runnable, or, if @p halted, make CPU @p cpu leave
+     *  `halt` (an IPI if it is another CPU). The waiter itself may already be gone (it
+     *  lives on the woken task's stack), hence the copies. Interrupt context, under a
+     *  bucket lock: must not block. */
+    void (*wake)(void *ctx, void *task, uint32_t cpu, int halted);
+    /** Wait for an interrupt with interrupts enabled, then return (x86: `sti; hlt`). */
+    void (*halt)(void *ctx);
+    /** Take @p l with local interrupts disabled; return the previous interrupt state. */
+    uintptr_t (*lock)(void *ctx, struct apf_guest_lock *l);
+    /** Release @p l and restore the interrupt state @p flags. */
+    void (*unlock)(void *ctx, struct apf_guest_lock *l, uintptr_t flags);
+    /** Guest-physical address of a kernel virtual address (for the shared areas). */
+    uint64_t (*virt_to_phys)(void *ctx, const void *va);
+    /** Optional diagnostics: @p level 0 error, 1 warning, 2 info; @p msg one line. */
+    void (*log)(void *ctx, int level, const char *msg);
+};
+
+/** @name apf_guest_config::flags
+ *  @{ */
+/** Keep APF off on every CPU (the equivalent of Linux's `no-kvmapf`). */
+#define APF_GUEST_NO_APF (1u << 0)
+/** Ask for "not present" in kernel mode too (SEND_ALWAYS), if the backend offers it. */
+#define APF_GUEST_SEND_ALWAYS (1u << 1)
+/** @} */
+
+/** @brief Runtime configuration (zero-initialise, then set what you need). */
+struct apf_guest_config {
+    uint32_t n_cpus;    /**< CPUs, 1..4096 (ids 0..n_cpus-1). */
+    uint32_t n_buckets; /**< Sleep-table buckets, a power of two; 0 = 256. */
+    /**
+     * Placeholder pool size; 0 = 2 * n_cpus + 16.
+     *
+     * Wake-before-wait: a "page ready" may reach the sleep table before the task that
+     * is about to wait on its token. The waker then leaves a placeholder from this bounded,
+     * preallocated pool; the late waiter finds it, removes it and does not sleep.
+     * A late waiter exists only between a CPU taking "not present" and its handler
+     * reaching the sleep table, so with a protocol-conforming host at most one placeholder
+     * per CPU is live at a time; the rest of the pool absorbs "page ready"s for unknown or
+     * repeated tokens from a faulty host (a wake-all of the CPU frees those).
+     *
+     * Exhaustion (defined behaviour, never a lost wake-up): if no placeholder is free, the
+     * runtime records that a wake-up was dropped (an epoch counter) instead. Until each CPU
+     * has completed an entry point that began after the drop, a waiter on that CPU that
+     * finds no placeholder does not sleep: apf_guest_on_exception() returns at once and the
+     * task retries its access (a spurious wake-up is always safe: the page is either present,
+     * or the host halts the vCPU on the frame in flight). Counted in
+     * apf_guest_stats::lost_wakeups and apf_guest_stats::retries.
+     */
+    uint32_t n_placeholders;
+    /** x86: the "page ready" vector the kernel chose (32..255). Ignored when the backend's
+     *  host chooses it (arm64: see apf_guest_vector()). */
+    uint32_t vector;
+    uint32_t flags; /**< APF_GUEST_* bits. */
+    const struct apf_guest_env_ops *env;         /**< Required. */
+    void *env_ctx;                               /**< First argument of every env hook. */
+    const struct apf_guest_backend_ops *backend; /**< Required (apf_guest_backend_null for none). */
+    void *backend_ctx;                           /**< First argument of every backend op. */
+    apf_trace_fn trace;                          /**< Optional trace hook (time_ns is 0). */
+    void *trace_ctx;                             /**< First argument of @ref trace. */
+};
+
+/** @brief Per-CPU statistics (apf_guest_stats()). */
+struct apf_guest_stats {
+    uint64_t not_present;      /**< "Not present" taken. */
+    uint64_t slept;            /**< ... tasks that slept. */
+    uint64_t halted;           /**< ... waits that halted the CPU (context could not sleep). */
+    uint64_t placeholder_hits; /**< ... waits satisfied by a placeholder (ready came first). */
+    uint64_t retries;          /**< ... waits skipped because a wake-up was dropped. */
+    uint64_t ready;            /**< "Page ready" taken for a token. */
+    uint64_t wake_all;         /**< "Page ready" taken with the wake-all token. */
+    uint64_t woken;            /**< Waiters woken (by token, wake-all or offline). */
+    uint64_t placeholders;     /**< Placeholders created (ready before its waiter). */
+    uint64_t lost_wakeups;     /**< Placeholders that could not be created (pool empty). */
+    uint64_t spurious;         /**< Interrupts with an empty slot (token 0). */
+    uint64_t bad_host_values;  /**< Host-written values rejected (reason, token, ...). */
+    uint64_t acks;             /**< ACKs sent. */
+    uint32_t placeholders_in_use; /**< Placeholders of this CPU in the table now. */
+    uint32_t enabled;             /**< APF is on for this CPU. */
+};
+
+/**
+ * @brief Bytes of memory apf_guest_init() needs for @p cfg (any alignment).
+ * @param cfg Configuration.
+ * @return The size, or 0 if @p cfg is invalid.
+ */
+APF_API size_t apf_guest_mem_size(const struct apf_guest_config *cfg);
+
+/**
+ * @brief Initialise the runtime in caller-provided memory and probe the host.
+ *
+ * If APF_GUEST_NO_APF is set, or the backend's probe fails, the runtime is still valid
+ * but keeps APF off: apf_guest_cpu_online() returns APF_EOPNOTSUPP and
+ * apf_guest_on_exception() reports every fault as genuine.
+ * Context: boot CPU, before the other entry points.
+ * @param mem Memory of at least apf_guest_mem_size() bytes (zeroing is not required).
+ * @param size Its size.
+ * @param cfg Configuration (copied).
+ * @param[out] out The runtime (inside @p mem).
+ * @return 0 (APF usable, or off by choice or probe: see apf_guest_available());
+ *         APF_EINVAL for an invalid configuration; APF_ENOSPC if @p size is too small.
+ */
+APF_API int apf_guest_init(void *mem, size_t size, const struct apf_guest_config *cfg,
+                           struct apf_guest **out);
+
+/**
+ * @brief Whether the host offers APF and the runtime may use it.
+ * @param g Runtime.
+ * @return 1 if usable; otherwise the reason as a negative code: APF_ECANCELED for
+ *         APF_GUEST_NO_APF, or the backend probe's error.
+ */
+APF_API int apf_guest_available(const struct apf_guest *g);
+
+/**
+ * @brief The "page ready" interrupt: the configured vector (x86) or the host's (arm64).
+ * @param g Runtime.
+ * @return The vector or INTID, 0 if APF is unavailable.
+ */
+APF_API uint32_t apf_guest_vector(const struct apf_guest *g);
+
+/**
+ * @brief Bring APF up on a CPU: register its shared area (64 bytes, 64-byte aligned,
+ * inside the runtime's memory) with the host through the backend.
+ * Context: on @p cpu, task context.
+ * @param g Runtime.
+ * @param cpu This CPU.
+ * @return 0; APF_EINVAL (bad cpu); APF_EOPNOTSUPP (APF unavailable); APF_EALREADY (already
+ *         on); or the backend's error (the host refused; APF stays off on this CPU).
+ */
+APF_API int apf_guest_cpu_online(struct apf_guest *g, uint32_t cpu);
+
+/**
+ * @brief Take APF down on a CPU: disable it through the backend, then wake every task
+ * sleeping on this CPU (they retry their accesses) and free this CPU's placeholders.
+ * Context: on @p cpu.
+ * @param g Runtime.
+ * @param cpu This CPU.
+ * @return The number of waiters woken (>= 0); APF_EINVAL (bad cpu). Offlining a CPU
+ *         that is not on is a no-op returning 0.
+ */
+APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
+
+/**
+ * @brief The "not present" exception (x86 \#PF before the kernel's own handling; arm64 SDEI).
+ *
+ * Reads and clears the reason. 0 means a genuine fault: returns 0 and the kernel handles
+ * it. "Not present" puts the current task to sleep on the token (or, if the environment
+ * says the context cannot sleep, halts the CPU until that token's "page ready" arrives),
+ * then returns 1: the task retries its access. Any other value, or an invalid token, is
+ * reported, cleared and returns 1 without harm (the access is retried).
+ * Context: the faulting task's context, on @p cpu.
+ * @param g Runtime.
+ * @param cpu This CPU.
+ * @param token_hint x86: CR2 (the token); arm64: ignored (the token is in the area).
+ * @return 1 if it was an APF event (handled); 0 if it is a genuine fault; APF_EINVAL for a
+ *         bad @p cpu.
+ */
+APF_API int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hint);
+
+/**
+ * @brief The "page ready" interrupt: read the token, wake its sleeper (or all of this CPU's
+ * sleepers for the wake-all token), clear the token, then ACK through the backend, in that
+ * order. An empty slot (token 0) is counted as spurious and not ACKed.
+ * The kernel sends its own end-of-interrupt (x86 local APIC EOI).
+ * Context: interrupt context, on @p cpu.
+ * @param g Runtime.
+ * @param cpu This CPU.
+ * @return The number of waiters woken (>= 0); APF_EINVAL for a bad @p cpu.
+ */
+APF_API int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu);
+
+/**
+ * @brief Read a CPU's statistics.
+ * @param g Runtime.
+ * @param cpu CPU.
+ * @param[out] out Statistics.
+ * @return 0; APF_EINVAL for a bad @p cpu or NULL @p out.
+ */
+APF_API int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_guest_stats *out);
+
+/**
+ * @brief The shared area of a CPU (inside the runtime's memory), e.g. for diagnostics.
+ * @param g Runtime.
+ * @param cpu CPU.
+ * @return The area, or NULL for a bad @p cpu.
+ */
+APF_API const struct apf_shared_area *apf_guest_area(const struct apf_guest *g, uint32_t cpu);
+
+/**
+ * @brief Whether a waiter has been woken (acquire: what the waker did before is visible).
+ * @param w Waiter.
+ * @return 1 or 0.
+ */
+APF_API int apf_guest_waiter_woken(const struct apf_guest_waiter *w);
+
+/**
+ * @brief The task of a waiter, as `current_task` returned it.
+ * @param w Waiter.
+ * @return The task.
+ */
+APF_API void *apf_guest_waiter_task(const struct apf_guest_waiter *w);
+
+/**
+ * @brief The CPU a waiter waits on.
+ * @param w Waiter.
+ * @return The CPU id.
+ */
+APF_API uint32_t apf_guest_waiter_cpu(const struct apf_guest_waiter *w);
+
+/**
+ * @brief Whether a waiter halts its CPU (could not sleep) rather than sleeping.
+ * @param w Waiter.
+ * @return 1 or 0.
+ */
+APF_API int apf_guest_waiter_halted(const struct apf_guest_waiter *w);
+
+/**
+ * @brief The token a waiter waits for.
+ * @param w Waiter.
+ * @return The token.
+ */
+APF_API uint32_t apf_guest_waiter_token(const struct apf_guest_waiter *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APF_GUEST_H */

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libapf-guest internals. Freestanding: only compiler headers.
+ *
+ * Where each rule lives:
+ *   reason/token decoding, host values checked .. runtime.c apf_guest_on_exception /
+ *                                                  apf_guest_on_interrupt
+ *   wake, clear, ACK - in that order ............. runtime.c apf_guest_on_interrupt
+ *   wake-before-wait (placeholders) .............. sleep_table.c apf__st_wait / apf__st_wake
+ *   pool exhaustion: never lose a wake-up ........ sleep_table.c apf__st_must_not_sleep
+ *   wake-all frees this CPU's placeholders ....... sleep_table.c apf__st_wake_cpu
+ *   offline: disable, then wake local sleepers ... runtime.c apf_guest_cpu_offline
+ *
+ * Lock order: a bucket lock, then (nested) the pool lock. Nothing else nests. The env's
+ * lock hook disables local interrupts, so the "page ready" interrupt (which takes bucket
+ * locks) can never interrupt a holder on the same CPU.
+ */
+#ifndef APF_SRC_GUEST_RUNTIME_H
+#define APF_SRC_GUEST_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "apf/guest.h"
+#include "proto/atomic.h"
+
+/* The shared area as the runtime accesses it: the host writes it outside the guest's view,
+ * so every access is an atomic (never cached by the compiler; relaxed is enough: the
+ * interrupt / exception is the synchronisation point). Same layout as apf_shared_area. */
+struct apf__area {
+    _Atomic uint32_t flags;
+    _Atomic uint32_t token;
+    uint8_t pad[56];
+};
+_Static_assert(sizeof(struct apf__area) == APF_AREA_SIZE, "area layout");
+_Static_assert(sizeof(_Atomic uint32_t) == 4, "atomic u32 is a plain u32 in memory");
+
+struct apf__gstats {
+    _Atomic uint64_t not_present, slept, halted, placeholder_hits, retries;
+    _Atomic uint64_t ready, wake_all, woken, placeholders, lost_wakeups, spurious;
+    _Atomic uint64_t bad_host_values, acks;
+    _Atomic uint32_t placeholders_in_use;
+};
+
+struct apf__gcpu {
+    struct apf__area area; /* first: the per-CPU struct is 64-byte aligned */
+    _Atomic uint32_t enabled; /* written on this CPU; read by statistics from anywhere */
+    uint32_t pad;
+    /* Lost-wake-up epoch this CPU has seen through: the value read at the start of its
+     * most recent entry point that has completed (see sleep_table.c). Only this CPU. */
+    uint64_t seen_epoch;
+    struct apf__gstats stats;
+};
+
+struct apf__bucket {
+    struct apf_guest_lock lock;
+    uint32_t pad;
+    struct apf_guest_waiter *head; /* waiters and placeholders */
+};
+
+struct apf_guest {
+    struct apf_guest_config cfg;
+    int available;   /* 1, or why not (negative) */
+    uint32_t caps;   /* backend capabilities */
+    uint32_t vector; /* "page ready" vector in use */
+    struct apf_guest_backend_info info;
+    struct apf__gcpu *cpus;
+    struct apf__bucket *buckets;
+    uint32_t bucket_mask;
+    uint32_t bucket_shift;
+    struct apf_guest_waiter *pool;      /* n_placeholders nodes */
+    struct apf_guest_waiter *pool_free; /* free list, under pool_lock */
+    struct apf_guest_lock pool_lock;
+    _Atomic uint64_t lost_epoch; /* bumped when a wake-up could not be recorded */
+};
+
+/* sleep_table.c */
+void apf__st_init(struct apf_guest *g);
+/* The current task waits for `token` on `cpu` (task context). */
+void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token);
+/* "page ready" for `token` arrived on `cpu` (interrupt context): returns waiters woken. */
+uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token);
+/* Wake every waiter of `cpu` and free its placeholders: returns waiters woken. */
+uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu);
+
+/* runtime.c */
+void apf__glog(const struct apf_guest *g, int level, const char *what, uint32_t cpu,
+               uint64_t value);
+void apf__gtrace(const struct apf_guest *g, uint32_t kind, uint32_t cpu, uint32_t token,
+                 int32_t arg);
+
+#endif

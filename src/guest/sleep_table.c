@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sleep table: tasks waiting for tokens, in hashed buckets with their own
+ * interrupt-safe locks. A waiter's node lives on its own stack; being woken means being
+ * unlinked from the bucket (under its lock) and then marked woken.
+ *
+ * Rule (wake before wait; reference "The guest's sleep table", Linux kvm.c
+ * kvm_async_pf_task_wake): a "page ready" can reach the table before the task that is
+ * about to sleep on its token. The waker then leaves a placeholder; the late waiter finds
+ * it, removes it and does not sleep. Placeholders come from a bounded pool preallocated at
+ * init (Linux allocates them from the heap, and its wake-all unlinks them without freeing:
+ * a leak); a wake-all of a CPU returns that CPU's placeholders to the pool.
+ */
+#include "guest/runtime.h"
+
+static inline struct apf__bucket *bucket_of(struct apf_guest *g, uint32_t token)
+{
+    /* Multiplicative hashing: KVM tokens differ in their high bits (seq << 12). */
+    return &g->buckets[(uint32_t)(token * 0x9e3779b1u) >> g->bucket_shift & g->bucket_mask];
+}
+
+static inline uintptr_t blk(struct apf_guest *g, struct apf_guest_lock *l)
+{
+    return g->cfg.env->lock(g->cfg.env_ctx, l);
+}
+
+static inline void bunlk(struct apf_guest *g, struct apf_guest_lock *l, uintptr_t f)
+{
+    g->cfg.env->unlock(g->cfg.env_ctx, l, f);
+}
+
+void apf__st_init(struct apf_guest *g)
+{
+    uint32_t n = g->cfg.n_placeholders;
+    g->pool_free = NULL;
+    for (uint32_t i = n; i-- > 0;) {
+        g->pool[i].next = g->pool_free;
+        g->pool_free = &g->pool[i];
+    }
+}
+
+/* Called with a bucket lock held (lock order: bucket, then pool). */
+static struct apf_guest_waiter *pool_get(struct apf_guest *g)
+{
+    uintptr_t f = blk(g, &g->pool_lock);
+    struct apf_guest_waiter *p = g->pool_free;
+    if (p)
+        g->pool_free = p->next;
+    bunlk(g, &g->pool_lock, f);
+    return p;
+}
+
+static void pool_put(struct apf_guest *g, struct apf_guest_waiter *p)
+{
+    atomic_fetch_sub_explicit(&g->cpus[p->cpu].stats.placeholders_in_use, 1,
+                              memory_order_relaxed);
+    uintptr_t f = blk(g, &g->pool_lock);
+    p->next = g->pool_free;
+    g->pool_free = p;
+    bunlk(g, &g->pool_lock, f);
+}
+
+/*
+ * Rule (pool exhaustion: never lose a wake-up). When no placeholder is free, apf__st_wake
+ * cannot record the token; it bumps g->lost_epoch instead. The task that owns the lost
+ * token is, at that moment, on some CPU between taking "not present" and reaching this
+ * table (that is the only way a "page ready" can beat its waiter), and a CPU is in that
+ * window for at most one token at a time. Every entry point records, when it completes,
+ * the epoch it read when it began (seen_epoch). So while a CPU's seen_epoch is behind
+ * lost_epoch, its next waiter may be the owner of a lost token: such a waiter does not
+ * sleep but returns at once, and the task retries its access. That is always safe (the
+ * page is present, or the host halts the vCPU on the frame still in flight) and costs at
+ * most one retry per CPU per lost token. Nothing is lost and no memory is needed.
+ * Called with the waiter's bucket lock held: the waker bumps the epoch under the same
+ * lock, so the owner of a token lost in this bucket always sees it.
+ */
+static bool apf__st_must_not_sleep(struct apf_guest *g, uint32_t cpu)
+{
+    return apf_load_relaxed(&g->lost_epoch) > g->cpus[cpu].seen_epoch;
+}
+
+static inline void wake_one(struct apf_guest *g, uint32_t by_cpu, struct apf_guest_waiter *w)
+{
+    /* Copy what the env needs: once `woken` is set the waiter may return and its stack
+     * frame (where w lives) may be gone. */
+    void *task = w->task;
+    uint32_t cpu = w->cpu;
+    int halted = (int)w->halted;
+    atomic_store_explicit((_Atomic uint32_t *)&w->woken, 1, memory_order_release);
+    apf_counter_inc(&g->cpus[by_cpu].stats.woken);
+    g->cfg.env->wake(g->cfg.env_ctx, task, cpu, halted);
+}
+
+void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token)
+{
+    const struct apf_guest_env_ops *env = g->cfg.env;
+    struct apf__gstats *st = &g->cpus[cpu].stats;
+    struct apf_guest_waiter w = {0};
+    w.token = token;
+    w.cpu = cpu;
+    w.task = env->current_task(g->cfg.env_ctx);
+    w.halted = env->can_sleep(g->cfg.env_ctx) ? 0u : 1u;
+
+    struct apf__bucket *b = bucket_of(g, token);
+    uintptr_t f = blk(g, &b->lock);
+    for (struct apf_guest_waiter **pp = &b->head; *pp; pp = &(*pp)->next) {
+        struct apf_guest_waiter *p = *pp;
+        if (p->placeholder && p->token == token) {
+            *pp = p->next; /* the "page ready" came first: consume it, do not sleep */
+            pool_put(g, p);
+            bunlk(g, &b->lock, f);
+            apf_counter_inc(&st->placeholder_hits);
+            return;
+        }
+    }
+    if (apf__st_must_not_sleep(g, cpu)) {
+        bunlk(g, &b->lock, f);
+        apf_counter_inc(&st->retries);
+        return;
+    }
+    w.next = b->head;
+    b->head = &w;
+    bunlk(g, &b->lock, f);
+
+    apf__gtrace(g, APF_TRACE_GUEST_SLEEP, cpu, token, (int32_t)w.halted);
+    if (!w.halted) {
+        apf_counter_inc(&st->slept);
+        env->sleep(g->cfg.env_ctx, &w);
+    } else {
+        /* Cannot schedule: halt this CPU until the token's "page ready" (an interrupt
+         * on this CPU, or another CPU's wake) marks us woken. */
+        apf_counter_inc(&st->halted);
+        while (!apf_guest_waiter_woken(&w))
+            env->halt(g->cfg.env_ctx);
+    }
+}
+
+uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token)
+{
+    struct apf__gstats *st = &g->cpus[cpu].stats;
+    struct apf__bucket *b = bucket_of(g, token);
+    uint32_t woken = 0;
+    bool have_placeholder = false, lost = false;
+    uintptr_t f = blk(g, &b->lock);
+    for (struct apf_guest_waiter **pp = &b->head; *pp;) {
+        struct apf_guest_waiter *p = *pp;
+        if (p->token != token) {
+            pp = &p->next;
+        } else if (p->placeholder) {
+            have_placeholder = true; /* a repeated "page ready": keep the one we have */
+            pp = &p->next;
+        } else {
+            *pp = p->next; /* a repeated "not present" token: wake every waiter on it */
+            wake_one(g, cpu, p);
+            woken++;
+        }
+    }
+    if (woken == 0 && !have_placeholder) {
+        struct apf_guest_waiter *p = pool_get(g);
+        if (p) {
+            p->token = token;
+            p->cpu = cpu;
+            p->task = 0;
+            p->halted = 0;
+            p->placeholder = 1;
+            p->next = b->head;
+            b->head = p;
+            apf_counter_inc(&st->placeholders);
+            atomic_fetch_add_explicit(&st->placeholders_in_use, 1, memory_order_relaxed);
+        } else {
+            atomic_fetch_add_explicit(&g->lost_epoch, 1, memory_order_relaxed);
+            apf_counter_inc(&st->lost_wakeups);
+            lost = true;
+        }
+    }
+    bunlk(g, &b->lock, f);
+    if (lost)
+        apf__glog(g, 1, "placeholder pool empty, waiters retry instead; token", cpu, token);
+    return woken;
+}
+
+/*
+ * Rule (wake-all; reference "Wake-all", Linux apf_task_wake_all): the broadcast token
+ * wakes every task waiting on this CPU, and this CPU's placeholders go back to the pool
+ * (their tokens are void after the broadcast). Also used by apf_guest_cpu_offline().
+ */
+uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu)
+{
+    uint32_t woken = 0;
+    for (uint32_t i = 0; i <= g->bucket_mask; i++) {
+        struct apf__bucket *b = &g->buckets[i];
+        uintptr_t f = blk(g, &b->lock);
+        for (struct apf_guest_waiter **pp = &b->head; *pp;) {
+            struct apf_guest_waiter *p = *pp;
+            if (p->cpu != cpu) {
+                pp = &p->next;
+                continue;
+            }
+            *pp = p->next;
+            if (p->placeholder) {
+                pool_put(g, p);
+            } else {
+                wake_one(g, cpu, p);
+                woken++;
+            }
+        }
+        bunlk(g, &b->lock, f);
+    }
+    return woken;
+}
