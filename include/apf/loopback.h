@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file loopback.h
+ * @brief Both halves in one process: a vCPU model joining libapf-guest to libapf-host.
+ *
+ * The loopback owns a host engine and its transport frontend (KVM x86 or arm64) and gives
+ * the guest runtime the matching real backend (apf_guest_backend_kvm_x86 /
+ * apf_guest_backend_kvm_arm64) over arch hooks that call the frontend: the guest's
+ * `cpuid`, `wrmsr` and `hvc` reach apf_kvm_x86_wrmsr() / apf_kvm_arm64_hvc() exactly as a
+ * VMM would route them. The host's injections are delivered on the vCPU's own thread: "not
+ * present" as an exception at the fault (apf_loopback_fault() calls the runtime's
+ * apf_guest_on_exception()), "page ready" as an interrupt at the guest's next delivery
+ * point (apf_loopback_deliver() calls apf_guest_on_interrupt()); kicks wake a vCPU idling
+ * in apf_loopback_idle().
+ *
+ * "Guest-physical" addresses are this process's addresses: register the memory the guest
+ * owns (at least the runtime's memory, where the shared areas are) with
+ * apf_loopback_add_ram(); the host side can touch nothing else. Use
+ * apf_loopback_virt_to_phys() as the environment's `virt_to_phys`.
+ *
+ * Part of the hosted library apf_loopback (pthreads); for simulators, conformance tests and
+ * embedders' own tests.
+ */
+#ifndef APF_LOOPBACK_H
+#define APF_LOOPBACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apf/guest.h"
+#include "apf/host.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief The loopback of one VM (opaque). */
+struct apf_loopback;
+
+/** @brief Loopback configuration (zero-initialise). */
+struct apf_loopback_config {
+    uint32_t n_vcpus;         /**< vCPUs (1..4096). */
+    uint32_t abi;             /**< APF_HOST_ABI_KVM_X86 or APF_HOST_ABI_ARM64. */
+    uint32_t n_workers;       /**< Host worker threads; 0 = `submit` + apf_host_complete(). */
+    uint32_t max_outstanding; /**< Host per-vCPU limit; 0 = 64. */
+    uint32_t fallback;        /**< An #apf_host_fallback. */
+    uint32_t ppi;             /**< arm64: PPI of "page ready" (16..31); 0 = 20. */
+    /** Make a page present (worker thread; see apf_host_ops::resolve). */
+    int (*resolve)(void *ctx, uint32_t vcpu, uint64_t gpa);
+    /** Start making a page present (see apf_host_ops::submit). */
+    void (*submit)(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa);
+    void *ctx;                /**< First argument of resolve / submit. */
+    apf_trace_fn trace;       /**< Optional host-side trace hook. */
+    void *trace_ctx;          /**< Its context. */
+};
+
+/**
+ * @brief Create a loopback (host engine + frontend, workers started).
+ * @param cfg Configuration.
+ * @param[out] out The loopback.
+ * @return 0; APF_EINVAL; APF_ENOMEM; APF_EAGAIN (threads).
+ */
+APF_API int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopback **out);
+
+/**
+ * @brief Destroy: stops the host's workers, frees everything.
+ * @param lb Loopback, or NULL.
+ */
+APF_API void apf_loopback_destroy(struct apf_loopback *lb);
+
+/**
+ * @brief The host engine (for statistics, apf_host_complete(), save/restore...).
+ * @param lb Loopback.
+ * @return The engine.
+ */
+APF_API struct apf_host *apf_loopback_host(const struct apf_loopback *lb);
+
+/**
+ * @brief Declare guest RAM: [@p base, @p base + @p size) of this process. Up to 16 regions.
+ * Context: before the guest runs.
+ * @param lb Loopback.
+ * @param base Start.
+ * @param size Size in bytes.
+ * @return 0; APF_ENOSPC (too many regions); APF_EINVAL (empty or wrapping region).
+ */
+APF_API int apf_loopback_add_ram(struct apf_loopback *lb, void *base, size_t size);
+
+/**
+ * @brief The guest backend to configure the runtime with: the real kvm_x86 or kvm_arm64
+ * backend over the loopback's arch hooks.
+ * @param lb Loopback.
+ * @param[out] ops Backend ops.
+ * @param[out] ctx Backend context.
+ */
+APF_API void apf_loopback_guest_backend(struct apf_loopback *lb,
+                                        const struct apf_guest_backend_ops **ops, void **ctx);
+
+/**
+ * @brief The guest runtime the vCPUs deliver notifications to.
+ * @param lb Loopback.
+ * @param g Runtime (initialised with apf_loopback_guest_backend()).
+ */
+APF_API void apf_loopback_attach(struct apf_loopback *lb, struct apf_guest *g);
+
+/**
+ * @brief `virt_to_phys` for the guest environment: the identity.
+ * @param ctx Ignored.
+ * @param va Address.
+ * @return @p va as an integer.
+ */
+APF_API uint64_t apf_loopback_virt_to_phys(void *ctx, const void *va);
+
+/**
+ * @brief The current task touched a missing page: the "stage-2 exit" of vCPU @p vcpu.
+ *
+ * Asks the engine. On #APF_FAULT_ASYNC, delivers "not present" to the guest right away, on
+ * this thread (apf_guest_on_exception(): the task sleeps until its "page ready"), and
+ * returns when the task runs again. On #APF_FAULT_HALT, keeps the vCPU halted (delivering
+ * "page ready" interrupts meanwhile) until the engine lets it run. On #APF_FAULT_SYNC
+ * returns at once: the caller makes the page present itself. In every case the caller then
+ * retries the access.
+ * Context: vCPU @p vcpu's thread, task context.
+ * @param lb Loopback.
+ * @param vcpu vCPU.
+ * @param gpa Faulting address.
+ * @param guest_state APF_GS_* bits.
+ * @return The engine's #apf_fault_result, or a negative code.
+ */
+APF_API int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa,
+                               uint32_t guest_state);
+
+/**
+ * @brief A delivery point of vCPU @p vcpu (the guest can take interrupts): runs the engine's
+ * before-entry step and, if it raised "page ready", runs the guest's interrupt handler.
+ * Context: vCPU @p vcpu's thread.
+ * @param lb Loopback.
+ * @param vcpu vCPU.
+ * @param guest_state APF_GS_* bits (#APF_GS_IRQCHIP_ON to take "page ready").
+ * @return 1 if an interrupt was delivered, 0 if none; a negative code on error.
+ */
+APF_API int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state);
+
+/**
+ * @brief vCPU @p vcpu has nothing to run (the guest's `hlt`): wait for a kick, at most
+ * @p timeout_ns.
+ * Context: vCPU @p vcpu's thread.
+ * @param lb Loopback.
+ * @param vcpu vCPU.
+ * @param timeout_ns Upper bound of the wait.
+ * @return 1 if kicked, 0 on timeout.
+ */
+APF_API int apf_loopback_idle(struct apf_loopback *lb, uint32_t vcpu, uint64_t timeout_ns);
+
+/**
+ * @brief Wake vCPU @p vcpu from apf_loopback_idle() (as the engine's kick, or an IPI).
+ * Context: any thread.
+ * @param lb Loopback.
+ * @param vcpu vCPU.
+ */
+APF_API void apf_loopback_kick(struct apf_loopback *lb, uint32_t vcpu);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APF_LOOPBACK_H */

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loopback (apf/loopback.h): a vCPU model that runs the real transport code on both
+ * sides in one process. Guest side: the shipped kvm_x86 / kvm_arm64 backend, whose arch
+ * hooks land here and go straight to the host frontend. Host side: the engine, whose
+ * injections are recorded per vCPU and delivered on that vCPU's thread at the right point.
+ * Hosted (pthreads): not part of the freestanding apf_guest.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apf/host_kvm_arm64.h"
+#include "apf/host_kvm_x86.h"
+#include "apf/loopback.h"
+
+#define LB_MAX_RAM 16
+#define LB_DEFAULT_PPI 20
+
+struct lb_vcpu {
+    /* vCPU thread only: what the engine injected during the current call */
+    uint32_t np_token;
+    uint32_t np_pending;
+    uint32_t irq_pending;
+    /* kicks: any thread */
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int kicked;
+};
+
+struct lb_ram {
+    uintptr_t base;
+    size_t size;
+};
+
+struct apf_loopback {
+    struct apf_loopback_config cfg;
+    struct apf_host_ops hops;
+    struct apf_host *host;
+    struct apf_kvm_x86 *fe_x86;
+    struct apf_kvm_arm64 *fe_arm64;
+    struct apf_guest_kvm_x86 gx;
+    struct apf_guest_kvm_arm64 ga;
+    struct apf_guest *guest;
+    struct lb_ram ram[LB_MAX_RAM];
+    uint32_t n_ram;
+    struct lb_vcpu *vcpus;
+};
+
+/* ---- host side: the engine's callbacks ------------------------------------------------------- */
+
+static void *lb_ram_ptr(struct apf_loopback *lb, uint64_t gpa, uint32_t len)
+{
+    for (uint32_t i = 0; i < lb->n_ram; i++) {
+        const struct lb_ram *r = &lb->ram[i];
+        if (gpa >= r->base && gpa - r->base <= r->size && len <= r->size - (gpa - r->base))
+            return (void *)(uintptr_t)gpa;
+    }
+    return NULL;
+}
+
+static int lb_read(void *ctx, uint64_t gpa, void *buf, uint32_t len)
+{
+    void *p = lb_ram_ptr(ctx, gpa, len);
+    if (p == NULL)
+        return APF_EFAULT;
+    memcpy(buf, p, len);
+    return 0;
+}
+
+static int lb_write(void *ctx, uint64_t gpa, const void *buf, uint32_t len)
+{
+    void *p = lb_ram_ptr(ctx, gpa, len);
+    if (p == NULL)
+        return APF_EFAULT;
+    memcpy(p, buf, len);
+    return 0;
+}
+
+static void lb_inject_np(void *ctx, uint32_t vcpu, uint32_t token)
+{
+    struct apf_loopback *lb = ctx;
+    lb->vcpus[vcpu].np_token = token;
+    lb->vcpus[vcpu].np_pending = 1;
+}
+
+static void lb_inject_ready(void *ctx, uint32_t vcpu, uint32_t vector)
+{
+    struct apf_loopback *lb = ctx;
+    (void)vector;
+    lb->vcpus[vcpu].irq_pending = 1;
+}
+
+static void lb_kick(void *ctx, uint32_t vcpu)
+{
+    apf_loopback_kick(ctx, vcpu);
+}
+
+static int lb_resolve(void *ctx, uint32_t vcpu, uint64_t gpa)
+{
+    struct apf_loopback *lb = ctx;
+    return lb->cfg.resolve(lb->cfg.ctx, vcpu, gpa);
+}
+
+static void lb_submit(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa)
+{
+    struct apf_loopback *lb = ctx;
+    lb->cfg.submit(lb->cfg.ctx, vcpu, token, gpa);
+}
+
+/* ---- guest side: the arch hooks, routed to the host frontend as a VMM would ------------------- */
+
+static void lb_cpuid(void *ctx, uint32_t cpu, uint32_t leaf, uint32_t subleaf, uint32_t regs[4])
+{
+    struct apf_loopback *lb = ctx;
+    (void)cpu, (void)subleaf;
+    regs[0] = regs[1] = regs[2] = regs[3] = 0;
+    apf_kvm_x86_cpuid(lb->fe_x86, leaf, regs);
+}
+
+static int lb_wrmsr(void *ctx, uint32_t cpu, uint32_t msr, uint64_t value)
+{
+    struct apf_loopback *lb = ctx;
+    int r = apf_kvm_x86_wrmsr(lb->fe_x86, cpu, msr, value);
+    return r == APF_KVM_X86_NOT_MINE ? APF_EINVAL : r; /* an MSR nobody handles: #GP */
+}
+
+static int lb_rdmsr(void *ctx, uint32_t cpu, uint32_t msr, uint64_t *value)
+{
+    struct apf_loopback *lb = ctx;
+    int r = apf_kvm_x86_rdmsr(lb->fe_x86, cpu, msr, value);
+    return r == APF_KVM_X86_NOT_MINE ? APF_EINVAL : r;
+}
+
+static const struct apf_x86_arch_ops lb_x86_arch = {lb_cpuid, lb_wrmsr, lb_rdmsr};
+
+static void lb_smccc(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out[4])
+{
+    struct apf_loopback *lb = ctx;
+    out[1] = out[2] = out[3] = 0;
+    if ((uint32_t)in[0] == APF_ARM64_FEATURES_FUNC_ID) {
+        out[0] = apf_kvm_arm64_features(); /* the VMM answers the features query */
+        return;
+    }
+    if (apf_kvm_arm64_hvc(lb->fe_arm64, cpu, in, out) != 0)
+        out[0] = (uint64_t)(int64_t)APF_SMCCC_NOT_SUPPORTED;
+}
+
+static const struct apf_arm64_arch_ops lb_arm64_arch = {lb_smccc};
+
+/* ---- create / destroy ---------------------------------------------------------------------------- */
+
+int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopback **out)
+{
+    if (cfg == NULL || out == NULL || cfg->n_vcpus == 0 || cfg->n_vcpus > APF_HOST_MAX_VCPUS)
+        return APF_EINVAL;
+    if (cfg->abi != APF_HOST_ABI_KVM_X86 && cfg->abi != APF_HOST_ABI_ARM64)
+        return APF_EINVAL;
+    if (cfg->n_workers ? cfg->resolve == NULL : cfg->submit == NULL)
+        return APF_EINVAL;
+    uint32_t ppi = cfg->ppi ? cfg->ppi : LB_DEFAULT_PPI;
+    if (cfg->abi == APF_HOST_ABI_ARM64 && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
+        return APF_EINVAL;
+
+    struct apf_loopback *lb = calloc(1, sizeof(*lb));
+    if (lb == NULL)
+        return APF_ENOMEM;
+    lb->cfg = *cfg;
+    lb->vcpus = calloc(cfg->n_vcpus, sizeof(*lb->vcpus));
+    if (lb->vcpus == NULL) {
+        free(lb);
+        return APF_ENOMEM;
+    }
+    for (uint32_t i = 0; i < cfg->n_vcpus; i++) {
+        pthread_mutex_init(&lb->vcpus[i].lock, NULL);
+        pthread_cond_init(&lb->vcpus[i].cv, NULL);
+    }
+    lb->hops = (struct apf_host_ops){
+        .resolve = cfg->resolve ? lb_resolve : NULL,
+        .submit = cfg->submit ? lb_submit : NULL,
+        .inject_not_present = lb_inject_np,
+        .inject_ready = lb_inject_ready,
+        .kick = lb_kick,
+        .read_guest = lb_read,
+        .write_guest = lb_write,
+    };
+    struct apf_host_config hc = {
+        .n_vcpus = cfg->n_vcpus,
+        .max_outstanding = cfg->max_outstanding,
+        .n_workers = cfg->n_workers,
+        .abi = cfg->abi,
+        .fallback = cfg->fallback,
+        .ops = &lb->hops,
+        .ctx = lb,
+        .trace = cfg->trace,
+        .trace_ctx = cfg->trace_ctx,
+    };
+    int err = apf_host_create(&hc, &lb->host);
+    if (err == 0) {
+        if (cfg->abi == APF_HOST_ABI_KVM_X86) {
+            err = apf_kvm_x86_create(lb->host, NULL, &lb->fe_x86);
+            apf_guest_kvm_x86_init(&lb->gx, &lb_x86_arch, lb);
+        } else {
+            err = apf_kvm_arm64_create(lb->host, NULL, &lb->fe_arm64);
+            for (uint32_t i = 0; err == 0 && i < cfg->n_vcpus; i++)
+                err = apf_kvm_arm64_set_irq(lb->fe_arm64, i, ppi);
+            apf_guest_kvm_arm64_init(&lb->ga, &lb_arm64_arch, lb);
+        }
+    }
+    if (err) {
+        apf_loopback_destroy(lb);
+        return err;
+    }
+    *out = lb;
+    return 0;
+}
+
+void apf_loopback_destroy(struct apf_loopback *lb)
+{
+    if (lb == NULL)
+        return;
+    apf_kvm_x86_destroy(lb->fe_x86);
+    apf_kvm_arm64_destroy(lb->fe_arm64);
+    apf_host_destroy(lb->host);
+    for (uint32_t i = 0; i < lb->cfg.n_vcpus; i++) {
+        pthread_mutex_destroy(&lb->vcpus[i].lock);
+        pthread_cond_destroy(&lb->vcpus[i].cv);
+    }
+    free(lb->vcpus);
+    free(lb);
+}
+
+struct apf_host *apf_loopback_host(const struct apf_loopback *lb)
+{
+    return lb->host;
+}
+
+int apf_loopback_add_ram(struct apf_loopback *lb, void *base, size_t size)
+{
+    if (size == 0 || (uintptr_t)base + size < (uintptr_t)base)
+        return APF_EINVAL;
+    if (lb->n_ram == LB_MAX_RAM)
+        return APF_ENOSPC;
+    lb->ram[lb->n_ram++] = (struct lb_ram){(uintptr_t)base, size};
+    return 0;
+}
+
+void apf_loopback_guest_backend(struct apf_loopback *lb, const struct apf_guest_backend_ops **ops,
+                                void **ctx)
+{
+    if (lb->cfg.abi == APF_HOST_ABI_KVM_X86) {
+        *ops = &apf_guest_backend_kvm_x86;
+        *ctx = &lb->gx;
+    } else {
+        *ops = &apf_guest_backend_kvm_arm64;
+        *ctx = &lb->ga;
+    }
+}
+
+void apf_loopback_attach(struct apf_loopback *lb, struct apf_guest *g)
+{
+    lb->guest = g;
+}
+
+uint64_t apf_loopback_virt_to_phys(void *ctx, const void *va)
+{
+    (void)ctx;
+    return (uint64_t)(uintptr_t)va;
+}
+
+/* ---- the vCPU model -------------------------------------------------------------------------------- */
+
+int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
+{
+    if (vcpu >= lb->cfg.n_vcpus)
+        return APF_EINVAL;
+    struct lb_vcpu *v = &lb->vcpus[vcpu];
+    int r = apf_host_vcpu_before_entry(lb->host, vcpu, guest_state);
+    if (r <= 0)
+        return r;
+    if (!v->irq_pending)
+        return APF_EPROTO; /* the engine said it raised "page ready" but did not */
+    v->irq_pending = 0;
+    if (lb->guest)
+        apf_guest_on_interrupt(lb->guest, vcpu);
+    return 1;
+}
+
+int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uint32_t guest_state)
+{
+    if (vcpu >= lb->cfg.n_vcpus)
+        return APF_EINVAL;
+    struct lb_vcpu *v = &lb->vcpus[vcpu];
+    v->np_pending = 0;
+    int r = apf_host_vcpu_fault(lb->host, vcpu, gpa, guest_state);
+    if (r == APF_FAULT_ASYNC) {
+        if (!v->np_pending)
+            return APF_EPROTO;
+        v->np_pending = 0;
+        /* The injected exception, taken at the faulting instruction. */
+        uint32_t hint = lb->cfg.abi == APF_HOST_ABI_KVM_X86 ? v->np_token : 0;
+        if (lb->guest && apf_guest_on_exception(lb->guest, vcpu, hint) != 1)
+            return APF_EPROTO; /* the guest did not recognise its "not present" */
+    } else if (r == APF_FAULT_HALT) {
+        /* Artificial halt: the vCPU does not run the task, but takes interrupts. */
+        while (apf_host_vcpu_halted(lb->host, vcpu) == 1) {
+            if (apf_loopback_deliver(lb, vcpu, guest_state) == 0)
+                apf_loopback_idle(lb, vcpu, 10 * 1000 * 1000);
+        }
+    }
+    return r;
+}
+
+int apf_loopback_idle(struct apf_loopback *lb, uint32_t vcpu, uint64_t timeout_ns)
+{
+    struct lb_vcpu *v = &lb->vcpus[vcpu];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_mutex_lock(&v->lock);
+    while (!v->kicked) {
+        if (pthread_cond_timedwait(&v->cv, &v->lock, &ts) != 0)
+            break;
+    }
+    int kicked = v->kicked;
+    v->kicked = 0;
+    pthread_mutex_unlock(&v->lock);
+    return kicked;
+}
+
+void apf_loopback_kick(struct apf_loopback *lb, uint32_t vcpu)
+{
+    if (vcpu >= lb->cfg.n_vcpus)
+        return;
+    struct lb_vcpu *v = &lb->vcpus[vcpu];
+    pthread_mutex_lock(&v->lock);
+    v->kicked = 1;
+    pthread_cond_signal(&v->cv);
+    pthread_mutex_unlock(&v->lock);
+}
