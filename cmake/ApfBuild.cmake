@@ -47,8 +47,19 @@ function(apf_setup_freestanding)
   if(NOT EXISTS "${_inc}/stdint.h")
     message(FATAL_ERROR "freestanding: no compiler include directory with stdint.h at '${_inc}'")
   endif()
-  set(APF_FREESTANDING_FLAGS
-    -ffreestanding -fno-stack-protector -nostdinc -isystem "${_inc}" CACHE INTERNAL "")
+  set(_flags -ffreestanding -fno-stack-protector -nostdinc -isystem "${_inc}")
+  # aarch64: gcc (10+) calls libgcc helpers (__aarch64_ldadd4_relax ...) for atomics unless
+  # told to inline them; a kernel has no libgcc. (LSE kernels may add -march=armv8.1-a.)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -dumpmachine
+    OUTPUT_VARIABLE _target OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(_target MATCHES "^(aarch64|arm64)")
+    include(CheckCCompilerFlag)
+    check_c_compiler_flag(-mno-outline-atomics APF_HAVE_NO_OUTLINE_ATOMICS)
+    if(APF_HAVE_NO_OUTLINE_ATOMICS)
+      list(APPEND _flags -mno-outline-atomics)
+    endif()
+  endif()
+  set(APF_FREESTANDING_FLAGS ${_flags} CACHE INTERNAL "")
 endfunction()
 
 # --- libraries ------------------------------------------------------------------------------

@@ -108,7 +108,9 @@ struct apf_guest_config {
     uint32_t n_cpus;    /**< CPUs, 1..4096 (ids 0..n_cpus-1). */
     uint32_t n_buckets; /**< Sleep-table buckets, a power of two; 0 = 256. */
     /**
-     * Placeholder pool size; 0 = 2 * n_cpus + 16.
+     * Placeholder pool size; 0 = 2 * n_cpus + 16. Shared out evenly among the CPUs (each
+     * gets n_placeholders / n_cpus, rounded): a "page ready" taken on a CPU uses that CPU's
+     * share, so no lock is common to all CPUs; give each CPU at least one.
      *
      * Wake-before-wait: a "page ready" may reach the sleep table before the task that
      * is about to wait on its token. The waker then leaves a placeholder from this bounded,
@@ -118,8 +120,8 @@ struct apf_guest_config {
      * per CPU is live at a time; the rest of the pool absorbs "page ready"s for unknown or
      * repeated tokens from a faulty host (a wake-all of the CPU frees those).
      *
-     * Exhaustion (defined behaviour, never a lost wake-up): if no placeholder is free, the
-     * runtime records that a wake-up was dropped (an epoch counter) instead. Until each CPU
+     * Exhaustion (defined behaviour, never a lost wake-up): if the CPU's share has no free
+     * placeholder, the runtime records that a wake-up was dropped (an epoch counter) instead. Until each CPU
      * has completed an entry point that began after the drop, a waiter on that CPU that
      * finds no placeholder does not sleep: apf_guest_on_exception() returns at once and the
      * task retries its access (a spurious wake-up is always safe: the page is either present,
@@ -155,6 +157,7 @@ struct apf_guest_stats {
     uint64_t bad_host_values;  /**< Host-written values rejected (reason, token, ...). */
     uint64_t acks;             /**< ACKs sent. */
     uint32_t placeholders_in_use; /**< Placeholders of this CPU in the table now. */
+    uint32_t waiting;             /**< Tasks of this CPU waiting (asleep or halted) now. */
     uint32_t enabled;             /**< APF is on for this CPU. */
 };
 

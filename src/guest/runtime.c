@@ -344,6 +344,7 @@ int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_guest_st
     out->bad_host_values = apf_load_relaxed(&s->bad_host_values);
     out->acks = apf_load_relaxed(&s->acks);
     out->placeholders_in_use = apf_load_relaxed(&s->placeholders_in_use);
+    out->waiting = apf_load_relaxed(&s->waiting);
     out->enabled = apf_load_relaxed(&g->cpus[cpu].enabled);
     return 0;
 }

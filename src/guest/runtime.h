@@ -11,7 +11,7 @@
  *   wake-all frees this CPU's placeholders ....... sleep_table.c apf__st_wake_cpu
  *   offline: disable, then wake local sleepers ... runtime.c apf_guest_cpu_offline
  *
- * Lock order: a bucket lock, then (nested) the pool lock. Nothing else nests. The env's
+ * Lock order: a bucket lock, then (nested) a CPU's pool lock. Nothing else nests. The env's
  * lock hook disables local interrupts, so the "page ready" interrupt (which takes bucket
  * locks) can never interrupt a holder on the same CPU.
  */
@@ -41,15 +41,22 @@ struct apf__gstats {
     _Atomic uint64_t ready, wake_all, woken, placeholders, lost_wakeups, spurious;
     _Atomic uint64_t bad_host_values, acks;
     _Atomic uint32_t placeholders_in_use;
+    _Atomic uint32_t waiting; /* this CPU's waiters in the table now */
 };
 
+/* One cache-line-aligned block per CPU: the CPUs never write each other's lines (except
+ * placeholders_in_use, when a placeholder is consumed by another CPU). */
 struct apf__gcpu {
-    struct apf__area area; /* first: the per-CPU struct is 64-byte aligned */
+    _Alignas(64) struct apf__area area; /* first: 64-byte aligned as the protocol requires */
     _Atomic uint32_t enabled; /* written on this CPU; read by statistics from anywhere */
     uint32_t pad;
     /* Lost-wake-up epoch this CPU has seen through: the value read at the start of its
      * most recent entry point that has completed (see sleep_table.c). Only this CPU. */
     uint64_t seen_epoch;
+    /* This CPU's share of the placeholder pool: "page ready"s taken on this CPU draw from
+     * it; a consumed placeholder goes back to the pool of the CPU that made it. */
+    struct apf_guest_lock pool_lock;
+    struct apf_guest_waiter *pool_free;
     struct apf__gstats stats;
 };
 
@@ -69,9 +76,7 @@ struct apf_guest {
     struct apf__bucket *buckets;
     uint32_t bucket_mask;
     uint32_t bucket_shift;
-    struct apf_guest_waiter *pool;      /* n_placeholders nodes */
-    struct apf_guest_waiter *pool_free; /* free list, under pool_lock */
-    struct apf_guest_lock pool_lock;
+    struct apf_guest_waiter *pool; /* n_placeholders nodes, shared out among the CPUs */
     _Atomic uint64_t lost_epoch; /* bumped when a wake-up could not be recorded */
 };
 

@@ -29,39 +29,50 @@ static inline void bunlk(struct apf_guest *g, struct apf_guest_lock *l, uintptr_
     g->cfg.env->unlock(g->cfg.env_ctx, l, f);
 }
 
+/* Shares the pool out among the CPUs in contiguous runs (CPU c owns nodes
+ * [c * n / n_cpus, (c + 1) * n / n_cpus)), so that no lock and no cache line is shared by
+ * the CPUs on the "page ready" path. */
 void apf__st_init(struct apf_guest *g)
 {
-    uint32_t n = g->cfg.n_placeholders;
-    g->pool_free = NULL;
-    for (uint32_t i = n; i-- > 0;) {
-        g->pool[i].next = g->pool_free;
-        g->pool_free = &g->pool[i];
+    uint64_t n = g->cfg.n_placeholders, ncpu = g->cfg.n_cpus;
+    for (uint32_t c = 0; c < g->cfg.n_cpus; c++)
+        g->cpus[c].pool_free = NULL;
+    for (uint32_t i = g->cfg.n_placeholders; i-- > 0;) {
+        uint32_t cpu = (uint32_t)((uint64_t)i * ncpu / n);
+        struct apf__gcpu *owner = &g->cpus[cpu];
+        g->pool[i].cpu = cpu;
+        g->pool[i].next = owner->pool_free;
+        owner->pool_free = &g->pool[i];
     }
 }
 
-/* Called with a bucket lock held (lock order: bucket, then pool). */
-static struct apf_guest_waiter *pool_get(struct apf_guest *g)
+/* A placeholder from `cpu`'s share. Called with a bucket lock held (lock order: bucket,
+ * then pool). */
+static struct apf_guest_waiter *pool_get(struct apf_guest *g, uint32_t cpu)
 {
-    uintptr_t f = blk(g, &g->pool_lock);
-    struct apf_guest_waiter *p = g->pool_free;
+    struct apf__gcpu *c = &g->cpus[cpu];
+    uintptr_t f = blk(g, &c->pool_lock);
+    struct apf_guest_waiter *p = c->pool_free;
     if (p)
-        g->pool_free = p->next;
-    bunlk(g, &g->pool_lock, f);
+        c->pool_free = p->next;
+    bunlk(g, &c->pool_lock, f);
     return p;
 }
 
+/* Back to the share of the CPU that made it (p->cpu). */
 static void pool_put(struct apf_guest *g, struct apf_guest_waiter *p)
 {
-    atomic_fetch_sub_explicit(&g->cpus[p->cpu].stats.placeholders_in_use, 1,
-                              memory_order_relaxed);
-    uintptr_t f = blk(g, &g->pool_lock);
-    p->next = g->pool_free;
-    g->pool_free = p;
-    bunlk(g, &g->pool_lock, f);
+    struct apf__gcpu *c = &g->cpus[p->cpu];
+    atomic_fetch_sub_explicit(&c->stats.placeholders_in_use, 1, memory_order_relaxed);
+    uintptr_t f = blk(g, &c->pool_lock);
+    p->next = c->pool_free;
+    c->pool_free = p;
+    bunlk(g, &c->pool_lock, f);
 }
 
 /*
- * Rule (pool exhaustion: never lose a wake-up). When no placeholder is free, apf__st_wake
+ * Rule (pool exhaustion: never lose a wake-up). When the waking CPU has no placeholder
+ * left in its share of the pool, apf__st_wake
  * cannot record the token; it bumps g->lost_epoch instead. The task that owns the lost
  * token is, at that moment, on some CPU between taking "not present" and reaching this
  * table (that is the only way a "page ready" can beat its waiter), and a CPU is in that
@@ -86,6 +97,7 @@ static inline void wake_one(struct apf_guest *g, uint32_t by_cpu, struct apf_gue
     void *task = w->task;
     uint32_t cpu = w->cpu;
     int halted = (int)w->halted;
+    atomic_fetch_sub_explicit(&g->cpus[cpu].stats.waiting, 1, memory_order_relaxed);
     atomic_store_explicit((_Atomic uint32_t *)&w->woken, 1, memory_order_release);
     apf_counter_inc(&g->cpus[by_cpu].stats.woken);
     g->cfg.env->wake(g->cfg.env_ctx, task, cpu, halted);
@@ -120,6 +132,7 @@ void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token)
     }
     w.next = b->head;
     b->head = &w;
+    atomic_fetch_add_explicit(&st->waiting, 1, memory_order_relaxed);
     bunlk(g, &b->lock, f);
 
     apf__gtrace(g, APF_TRACE_GUEST_SLEEP, cpu, token, (int32_t)w.halted);
@@ -156,10 +169,9 @@ uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token)
         }
     }
     if (woken == 0 && !have_placeholder) {
-        struct apf_guest_waiter *p = pool_get(g);
+        struct apf_guest_waiter *p = pool_get(g, cpu);
         if (p) {
             p->token = token;
-            p->cpu = cpu;
             p->task = 0;
             p->halted = 0;
             p->placeholder = 1;
@@ -186,6 +198,12 @@ uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token)
  */
 uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu)
 {
+    /* Nothing of this CPU in the table: skip the walk over every bucket. Exact, because only
+     * this CPU adds its waiters (apf__st_wait) and its placeholders (apf__st_wake), and we
+     * are on this CPU now. */
+    const struct apf__gstats *st = &g->cpus[cpu].stats;
+    if (apf_load_relaxed(&st->waiting) == 0 && apf_load_relaxed(&st->placeholders_in_use) == 0)
+        return 0;
     uint32_t woken = 0;
     for (uint32_t i = 0; i <= g->bucket_mask; i++) {
         struct apf__bucket *b = &g->buckets[i];

@@ -100,20 +100,12 @@ void bench_report_end(struct bench_report *r)
         printf("%s}\n", r->rows ? "]" : "");
 }
 
-#ifndef APF_BENCH_NO_GUEST
-#define HAVE_GUEST 1
-#else
-#define HAVE_GUEST 0
-#endif
-
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "host") == 0)
         return bench_host_main(argc - 1, argv + 1);
-#if HAVE_GUEST
     if (argc >= 2 && strcmp(argv[1], "guest") == 0)
         return bench_guest_main(argc - 1, argv + 1);
-#endif
     fprintf(stderr, "usage: apf-bench host|guest [--repeats N] [--json]\n");
     return 2;
 }

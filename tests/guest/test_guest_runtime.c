@@ -283,7 +283,11 @@ static void nested_sleepers(struct tenv *e, struct apf_guest_waiter *w)
         ck_assert_int_eq(take_np(1, 0x3001), 1); /* C sleeps on CPU 1 */
     } else if (nest_step == 2) {
         nest_step = 3;
+        ck_assert_uint_eq(gstats(0).waiting, 2);
+        ck_assert_uint_eq(gstats(1).waiting, 1);
         ck_assert_int_eq(take_ready(0, APF_TOKEN_WAKE_ALL), 2); /* A and B */
+        ck_assert_uint_eq(gstats(0).waiting, 0);
+        ck_assert_uint_eq(gstats(1).waiting, 1);
         ck_assert_int_eq(apf_guest_waiter_woken(w), 0); /* C, whose callback this is */
         ck_assert_int_eq(take_ready(1, 0x3001), 1);
     }
@@ -299,6 +303,7 @@ START_TEST(test_wake_all_wakes_every_sleeper_of_its_cpu_only)
     ck_assert_int_eq(take_np(0, 0x1000), 1);
     ck_assert_int_eq(E.sleeps, 3);
     ck_assert_int_eq(tenv_count(&E, TEV_WAKE), 3);
+    ck_assert_uint_eq(gstats(1).waiting, 0);
     ck_assert_uint_eq(gstats(0).woken, 2);
     ck_assert_uint_eq(gstats(1).woken, 1);
     ck_assert_uint_eq(gstats(0).wake_all, 1);
@@ -307,7 +312,7 @@ END_TEST
 
 START_TEST(test_pool_exhaustion_never_loses_a_wakeup)
 {
-    struct apf_guest_config c = tenv_config(&E, 2, 2); /* two placeholders */
+    struct apf_guest_config c = tenv_config(&E, 2, 4); /* two placeholders per CPU */
     tenv_start(&E, &c);
     take_ready(0, 0x1000);
     take_ready(0, 0x2000);

@@ -420,6 +420,7 @@ static void run_world(uint32_t abi)
         ck_assert_uint_eq(hs.acks_spurious, 0);
         /* no placeholder leaked; none was even needed (the loopback delivers in order) */
         ck_assert_uint_eq(gs.placeholders_in_use, 0);
+        ck_assert_uint_eq(gs.waiting, 0);
         ck_assert_uint_eq(gs.lost_wakeups, 0);
         ck_assert_uint_eq(gs.bad_host_values, 0);
     }

@@ -4,7 +4,7 @@
  *
  * Every value is compared at run time, so a changed constant fails by name (the CTest test
  * kvm_abi_detects_mismatch builds this file against a deliberately altered proto.h and must
- * fail). Skips (exit 77) where the system has no <asm/kvm_para.h>.
+ * fail). Skips (exit 77) where the system has no x86 <asm/kvm_para.h>.
  *
  * Debian 12 ships the 6.1 header, whose struct kvm_vcpu_pv_apf_data still declares the
  * guest-private `enabled` field after the padding (68 bytes); libapf's area is the 64-byte
@@ -106,7 +106,7 @@ APF_CHECK_MAIN(kvm_abi_suite)
 
 int main(void)
 {
-    printf("SKIP: this system has no <asm/kvm_para.h> (install linux-libc-dev)\n");
+    printf("SKIP: no x86 <asm/kvm_para.h> here (install linux-libc-dev; x86 only)\n");
     return APF_TEST_SKIP;
 }
 

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * apf-bench guest: libapf-guest's cost per APF, excluding the task switch itself:
+ *   "not present" decode -> sleep-table insert -> (the task would switch away here) ->
+ *   "page ready" read -> wake -> clear -> ACK.
+ * The environment's `sleep` does not switch: it plays the host and raises "page ready" for
+ * the token at once, then returns. The backend's ACK is a counter (on real hardware it is a
+ * VM exit, the host's cost). With 2 CPUs, two threads work on their own CPU at the same
+ * time, sharing the sleep table (bucket locks are real spinlocks).
+ * Rows: "wait" (normal order) and "early" (ready before its waiter: the placeholder path).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apf/guest.h"
+#include "bench.h"
+
+struct bcpu {
+    uint32_t id;
+    struct apf_shared_area *area;
+    uint32_t pending; /* token the "host" answers from inside sleep */
+};
+
+static struct apf_guest *G;
+static _Thread_local struct bcpu *cur;
+
+static void *e_task(void *ctx)
+{
+    (void)ctx;
+    return cur;
+}
+
+static uint32_t e_cpu(void *ctx)
+{
+    (void)ctx;
+    return cur->id;
+}
+
+static int e_can_sleep(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+/* The task sleeps: here the host answers at once (no switch is measured). */
+static void e_sleep(void *ctx, struct apf_guest_waiter *w)
+{
+    (void)ctx;
+    cur->area->token = cur->pending;
+    apf_guest_on_interrupt(G, cur->id);
+    if (!apf_guest_waiter_woken(w)) {
+        fprintf(stderr, "apf-bench guest: waiter not woken\n");
+        exit(1);
+    }
+}
+
+static void e_wake(void *ctx, void *task, uint32_t cpu, int halted)
+{
+    (void)ctx, (void)task, (void)cpu, (void)halted;
+}
+
+static void e_halt(void *ctx)
+{
+    (void)ctx;
+}
+
+static uintptr_t e_lock(void *ctx, struct apf_guest_lock *l)
+{
+    (void)ctx;
+    _Atomic uint32_t *w = (_Atomic uint32_t *)&l->word;
+    while (atomic_exchange_explicit(w, 1, memory_order_acquire))
+        while (atomic_load_explicit(w, memory_order_relaxed))
+            sched_yield();
+    return 0;
+}
+
+static void e_unlock(void *ctx, struct apf_guest_lock *l, uintptr_t f)
+{
+    (void)ctx, (void)f;
+    atomic_store_explicit((_Atomic uint32_t *)&l->word, 0, memory_order_release);
+}
+
+static uint64_t e_v2p(void *ctx, const void *va)
+{
+    (void)ctx;
+    return (uint64_t)(uintptr_t)va;
+}
+
+static const struct apf_guest_env_ops env = {e_task, e_cpu,  e_can_sleep, e_sleep, e_wake,
+                                             e_halt, e_lock, e_unlock,    e_v2p,   NULL};
+
+
+static uint32_t b_caps(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static int b_probe(void *ctx, struct apf_guest_backend_info *info)
+{
+    (void)ctx;
+    *info = (struct apf_guest_backend_info){.version = APF_PROTO_VERSION, .slots = 64};
+    return 0;
+}
+
+static int b_enable(void *ctx, uint32_t cpu, uint64_t pa, uint32_t vector, uint32_t flags)
+{
+    (void)ctx, (void)cpu, (void)pa, (void)vector, (void)flags;
+    return 0;
+}
+
+static int b_disable(void *ctx, uint32_t cpu)
+{
+    (void)ctx, (void)cpu;
+    return 0;
+}
+
+static int b_ack(void *ctx, uint32_t cpu)
+{
+    (void)ctx, (void)cpu; /* on real hardware: a wrmsr and its VM exit (host time) */
+    return 0;
+}
+
+static const struct apf_guest_backend_ops backend = {"bench", b_caps, b_probe, b_enable,
+                                                     b_disable, b_ack};
+
+struct run {
+    struct bcpu cpu;
+    uint32_t n;
+    int early;
+    double ns;
+    pthread_barrier_t *start;
+};
+
+static void *run_cpu(void *arg)
+{
+    struct run *r = arg;
+    cur = &r->cpu;
+    pthread_barrier_wait(r->start);
+    double t0 = bench_now_ns();
+    uint32_t seq = 1;
+    for (uint32_t i = 0; i < r->n; i++, seq++) {
+        uint32_t token = (seq << 12) | r->cpu.id;
+        if (token == APF_TOKEN_WAKE_ALL || token == 0)
+            continue;
+        if (r->early) {
+            /* ready first (placeholder), then the late waiter finds it */
+            r->cpu.area->token = token;
+            apf_guest_on_interrupt(G, r->cpu.id);
+        }
+        r->cpu.pending = token;
+        r->cpu.area->flags = APF_REASON_NOT_PRESENT;
+        if (apf_guest_on_exception(G, r->cpu.id, token) != 1) {
+            fprintf(stderr, "apf-bench guest: not recognised\n");
+            exit(1);
+        }
+    }
+    r->ns = (bench_now_ns() - t0) / r->n;
+    return NULL;
+}
+
+/* One run with `ncpu` CPUs in parallel: ns per APF (the mean over the CPUs). */
+static double run_once(uint32_t ncpu, uint32_t n, int early)
+{
+    struct run runs[2];
+    pthread_t th[2];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, ncpu);
+    for (uint32_t c = 0; c < ncpu; c++) {
+        runs[c] = (struct run){.cpu = {.id = c, .area = (struct apf_shared_area *)(uintptr_t)
+                                                        apf_guest_area(G, c)},
+                               .n = n,
+                               .early = early,
+                               .start = &start};
+        pthread_create(&th[c], NULL, run_cpu, &runs[c]);
+    }
+    double sum = 0;
+    for (uint32_t c = 0; c < ncpu; c++) {
+        pthread_join(th[c], NULL);
+        sum += runs[c].ns;
+    }
+    pthread_barrier_destroy(&start);
+    return sum / ncpu;
+}
+
+int bench_guest_main(int argc, char **argv)
+{
+    struct bench_opts o;
+    if (bench_parse(argc, argv, &o) != 0)
+        return 2;
+    struct apf_guest_config cfg = {.n_cpus = 2, .vector = 0xf3, .env = &env, .backend = &backend};
+    size_t sz = apf_guest_mem_size(&cfg);
+    void *mem = malloc(sz);
+    if (mem == NULL || apf_guest_init(mem, sz, &cfg, &G) != 0)
+        return 1;
+    for (uint32_t c = 0; c < 2; c++) {
+        struct bcpu bc = {.id = c};
+        cur = &bc;
+        if (apf_guest_cpu_online(G, c) != 0)
+            return 1;
+    }
+    struct bench_report rep;
+    bench_report_init(&rep, "guest", o.json);
+    bench_report_meta(&rep, "repeats", o.repeats);
+    static const char *const modes[] = {"wait", "early"};
+    for (int early = 0; early <= 1; early++) {
+        for (uint32_t ncpu = 1; ncpu <= 2; ncpu++) {
+            run_once(ncpu, 100000, early); /* warm-up */
+            double samples[BENCH_MAX_REPEATS];
+            for (int i = 0; i < o.repeats; i++)
+                samples[i] = run_once(ncpu, 500000, early);
+            bench_report_row(&rep, modes[early], ncpu, 1, samples, o.repeats, 0);
+        }
+    }
+    bench_report_end(&rep);
+    struct apf_guest_stats s;
+    apf_guest_stats(G, 0, &s);
+    if (s.placeholders_in_use != 0 || s.lost_wakeups != 0) {
+        fprintf(stderr, "apf-bench guest: placeholders left behind\n");
+        return 1;
+    }
+    free(mem);
+    return 0;
+}
