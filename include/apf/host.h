@@ -141,6 +141,10 @@ struct apf_host_config {
     uint32_t abi;             /**< An #apf_host_abi. */
     uint32_t fallback;        /**< An #apf_host_fallback. */
     uint32_t page_shift;      /**< log2 of the page size for deduplication; 0 = 12 (4 KiB). */
+    /** After a job, a worker polls for the next one this long before it sleeps, saving the
+     *  wake-up (often 10-20 us) of the next fault. Costs CPU: use it where the workers have
+     *  CPUs of their own (pinned away from the vCPUs). 0 = sleep at once; at most 1000000. */
+    uint32_t worker_spin_ns;
     const struct apf_host_ops *ops; /**< Callbacks (required). */
     void *ctx;                      /**< First argument of every callback. */
     apf_trace_fn trace;             /**< Optional trace hook (see apf/trace.h). */

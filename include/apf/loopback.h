@@ -45,6 +45,7 @@ struct apf_loopback_config {
     uint32_t max_outstanding; /**< Host per-vCPU limit; 0 = 64. */
     uint32_t fallback;        /**< An #apf_host_fallback. */
     uint32_t ppi;             /**< arm64: PPI of "page ready" (16..31); 0 = 20. */
+    uint32_t worker_spin_ns;  /**< See apf_host_config::worker_spin_ns. */
     /** Make a page present (worker thread; see apf_host_ops::resolve). */
     int (*resolve)(void *ctx, uint32_t vcpu, uint64_t gpa);
     /** Start making a page present (see apf_host_ops::submit). */
@@ -131,14 +132,26 @@ APF_API int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t 
 
 /**
  * @brief A delivery point of vCPU @p vcpu (the guest can take interrupts): runs the engine's
- * before-entry step and, if it raised "page ready", runs the guest's interrupt handler.
+ * before-entry step and, if it raised "page ready", the guest's interrupt handler; repeats
+ * while the engine has more (each ACK is an exit after which KVM enters with the next).
  * Context: vCPU @p vcpu's thread.
  * @param lb Loopback.
  * @param vcpu vCPU.
  * @param guest_state APF_GS_* bits (#APF_GS_IRQCHIP_ON to take "page ready").
- * @return 1 if an interrupt was delivered, 0 if none; a negative code on error.
+ * @return The number of interrupts delivered (0 if none); a negative code on error.
  */
 APF_API int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state);
+
+/**
+ * @brief Whether vCPU @p vcpu was kicked since the last call (and clear it): a cheap check a
+ * busy vCPU model can make often, to reach a delivery point soon after a completion, as a
+ * real vCPU takes an interrupt between instructions.
+ * Context: vCPU @p vcpu's thread.
+ * @param lb Loopback.
+ * @param vcpu vCPU.
+ * @return 1 if kicked, else 0.
+ */
+APF_API int apf_loopback_pending(struct apf_loopback *lb, uint32_t vcpu);
 
 /**
  * @brief vCPU @p vcpu has nothing to run (the guest's `hlt`): wait for a kick, at most

@@ -121,6 +121,8 @@ static int config_check(const struct apf_host_config *cfg)
         return APF_EINVAL;
     if (cfg->page_shift != 0 && (cfg->page_shift < 12 || cfg->page_shift > 30))
         return APF_EINVAL;
+    if (cfg->worker_spin_ns > 1000000)
+        return APF_EINVAL;
     if (!o->inject_not_present || !o->inject_ready || !o->kick || !o->read_guest ||
         !o->write_guest)
         return APF_EINVAL;

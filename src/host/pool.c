@@ -5,10 +5,17 @@
  * One FIFO of jobs, a ring preallocated for every slot of every vCPU (a slot has at most
  * one job), so submitting never allocates and never fails. Lock order: `lock` is a leaf
  * (see engine.h); `resolve` and the completion run with no lock held.
+ *
+ * Spin-then-park (apf_host_config::worker_spin_ns): a worker that finished a job polls
+ * `queued` for a while before it sleeps on the condition variable (one worker at a time). The submitter signals
+ * only when more jobs are queued than workers are spinning, so a spinning worker takes the
+ * next job without any wake-up. No job is stranded: a spinner that gives up re-checks the
+ * queue under the lock before it sleeps.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "host/engine.h"
 
@@ -17,19 +24,57 @@ struct apf__pool {
     pthread_cond_t cv;
     struct apf__job *ring; /* capacity entries */
     uint32_t capacity;
-    uint32_t head, tail; /* free-running */
+    uint32_t head, tail; /* free-running, under lock */
     uint32_t idle;       /* workers waiting on cv */
     bool stop;
+    uint64_t spin_ns;
+    _Atomic uint32_t stop_flag; /* `stop`, readable without the lock */
+    _Atomic uint32_t queued;   /* tail - head, readable without the lock */
+    _Atomic uint32_t spinning; /* workers polling `queued` */
     uint32_t n_threads;
     pthread_t *threads;
     struct apf_host *host;
 };
 
+static uint64_t apf__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Polls for a job for p->spin_ns; returns when one may be queued or the time is up. One
+ * worker spins at a time: more would only take turns on the CPU the next job needs. */
+static void apf__worker_spin(struct apf__pool *p)
+{
+    uint32_t none = 0;
+    if (!atomic_compare_exchange_strong_explicit(&p->spinning, &none, 1, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return;
+    uint64_t end = apf__now_ns() + p->spin_ns;
+    for (unsigned i = 0;; i++) {
+        if (apf_load_acquire(&p->queued) || apf_load_relaxed(&p->stop_flag))
+            break;
+        if ((i & 63) == 63 && apf__now_ns() >= end)
+            break;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield" ::: "memory");
+#endif
+    }
+    atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_seq_cst);
+}
+
 static void *apf__worker(void *arg)
 {
     struct apf__pool *p = arg;
     struct apf_host *h = p->host;
+    bool spun = true; /* no spinning before the first job */
     for (;;) {
+        if (!spun && p->spin_ns)
+            apf__worker_spin(p);
+        spun = true;
         pthread_mutex_lock(&p->lock);
         while (p->head == p->tail && !p->stop) {
             p->idle++;
@@ -42,7 +87,9 @@ static void *apf__worker(void *arg)
         }
         struct apf__job job = p->ring[p->head % p->capacity];
         p->head++;
+        atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
+        spun = false;
 
         /* No lock held from here on. A job of a vCPU that dropped its work meanwhile
          * (disable, reset) skips the fetch; its completion is still delivered, to be
@@ -74,6 +121,7 @@ int apf__pool_create(struct apf_host *h, uint32_t n_workers, uint32_t capacity)
     memset(p, 0, sizeof(*p));
     p->host = h;
     p->capacity = capacity;
+    p->spin_ns = h->cfg.worker_spin_ns;
     p->ring = a->alloc(a->ctx, sizeof(struct apf__job) * capacity, 64);
     p->threads = a->alloc(a->ctx, sizeof(pthread_t) * n_workers, 64);
     if (p->ring == NULL || p->threads == NULL)
@@ -109,6 +157,7 @@ void apf__pool_destroy(struct apf_host *h)
     const struct apf_allocator *a = &h->alloc;
     pthread_mutex_lock(&p->lock);
     p->stop = true;
+    apf_store_release(&p->stop_flag, 1);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->lock);
     for (uint32_t i = 0; i < p->n_threads; i++)
@@ -128,7 +177,9 @@ void apf__pool_submit(struct apf_host *h, const struct apf__job *job)
     APF__BUG_ON(p->tail - p->head >= p->capacity); /* sized for every slot */
     p->ring[p->tail % p->capacity] = *job;
     p->tail++;
-    bool wake = p->idle > 0;
+    uint32_t queued = atomic_fetch_add_explicit(&p->queued, 1, memory_order_seq_cst) + 1;
+    /* A spinning worker takes it without a wake-up; wake a sleeper only for the rest. */
+    bool wake = p->idle > 0 && queued > atomic_load_explicit(&p->spinning, memory_order_seq_cst);
     pthread_mutex_unlock(&p->lock);
     /* Signal outside the lock: the woken worker need not block on it again. */
     if (wake)

@@ -175,6 +175,46 @@ START_TEST(test_destroy_waits_for_resolve_in_progress)
 }
 END_TEST
 
+/* Spin-then-park: with a worker polling for jobs, every fault is still answered exactly
+ * once, jobs queued while it spins are taken, and destroy does not wait out a spin. */
+START_TEST(test_spinning_workers_answer_every_fault_once)
+{
+    struct apf_host_config c = fake_config(&F, 1, 3, APF_HOST_ABI_KVM_X86);
+    c.worker_spin_ns = 500000;
+    struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
+    ck_assert_ptr_nonnull(h);
+    int seen = 0;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(apf_host_vcpu_fault(h, 0, 0x10000 + (uint64_t)(round * 8 + i) * 0x1000,
+                                                 GS_USER),
+                             APF_FAULT_ASYNC);
+        for (int n = 0; n < 8; n++) {
+            ck_assert_int_eq(wait_ready(h, 0), 1);
+            fake_area_write(&F, 0, 0, 0);
+            ck_assert_int_eq(apf_host_vcpu_ack(h, 0), 1);
+            seen++;
+        }
+    }
+    struct apf_host_vcpu_stats s;
+    apf_host_vcpu_stats(h, 0, &s);
+    ck_assert_uint_eq(s.ready_delivered, 160);
+    ck_assert_int_eq(seen, 160);
+    ck_assert_uint_eq(atomic_load(&F.resolves), 160);
+    apf_host_destroy(h); /* a worker may be spinning right now */
+}
+END_TEST
+
+START_TEST(test_spin_longer_than_a_millisecond_is_refused)
+{
+    struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
+    c.worker_spin_ns = 1000001;
+    struct apf_host *h = NULL;
+    ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
+    ck_assert_ptr_null(h);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("host_pool");
@@ -186,6 +226,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_resolve_failure_reaches_the_vcpu);
     tcase_add_test(tc, test_disabled_vcpu_queued_work_skips_resolve);
     tcase_add_test(tc, test_destroy_waits_for_resolve_in_progress);
+    tcase_add_test(tc, test_spinning_workers_answer_every_fault_once);
+    tcase_add_test(tc, test_spin_longer_than_a_millisecond_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,10 +25,15 @@ struct lb_vcpu {
     uint32_t np_token;
     uint32_t np_pending;
     uint32_t irq_pending;
-    /* kicks: any thread */
+    /* kicks: any thread. `pending` says a kick arrived; `idle` that the vCPU sleeps in
+     * apf_loopback_idle() and must be woken. The pair is the store-buffer pattern: the vCPU
+     * stores idle then loads pending, the kicker stores pending then loads idle, all seq_cst,
+     * so at least one sees the other and no kick is lost; the mutex and condition variable
+     * are used only when the vCPU really sleeps. */
+    _Atomic int pending;
+    _Atomic int idle;
     pthread_mutex_t lock;
     pthread_cond_t cv;
-    int kicked;
 };
 
 struct lb_ram {
@@ -192,6 +198,7 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
         .n_workers = cfg->n_workers,
         .abi = cfg->abi,
         .fallback = cfg->fallback,
+        .worker_spin_ns = cfg->worker_spin_ns,
         .ops = &lb->hops,
         .ctx = lb,
         .trace = cfg->trace,
@@ -272,10 +279,11 @@ uint64_t apf_loopback_virt_to_phys(void *ctx, const void *va)
 
 /* ---- the vCPU model -------------------------------------------------------------------------------- */
 
-int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
+/* One guest entry: the engine's before-entry step, then the interrupt it raised, if any.
+ * The guest's ACK (a wrmsr / hvc inside its handler) is an exit of its own, after which
+ * the next entry may carry the next "page ready": apf_loopback_deliver loops over entries. */
+static int lb_entry(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
 {
-    if (vcpu >= lb->cfg.n_vcpus)
-        return APF_EINVAL;
     struct lb_vcpu *v = &lb->vcpus[vcpu];
     int r = apf_host_vcpu_before_entry(lb->host, vcpu, guest_state);
     if (r <= 0)
@@ -286,6 +294,27 @@ int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_
     if (lb->guest)
         apf_guest_on_interrupt(lb->guest, vcpu);
     return 1;
+}
+
+int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
+{
+    if (vcpu >= lb->cfg.n_vcpus)
+        return APF_EINVAL;
+    int n = 0, r;
+    while ((r = lb_entry(lb, vcpu, guest_state)) == 1)
+        n++;
+    return r < 0 ? r : n;
+}
+
+int apf_loopback_pending(struct apf_loopback *lb, uint32_t vcpu)
+{
+    if (vcpu >= lb->cfg.n_vcpus)
+        return 0;
+    _Atomic int *p = &lb->vcpus[vcpu].pending;
+    /* a plain load first: the common answer is "no", and it costs no locked instruction */
+    if (!atomic_load_explicit(p, memory_order_relaxed))
+        return 0;
+    return atomic_exchange_explicit(p, 0, memory_order_acquire);
 }
 
 int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uint32_t guest_state)
@@ -322,14 +351,14 @@ int apf_loopback_idle(struct apf_loopback *lb, uint32_t vcpu, uint64_t timeout_n
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
     pthread_mutex_lock(&v->lock);
-    while (!v->kicked) {
+    atomic_store_explicit(&v->idle, 1, memory_order_seq_cst);
+    while (!atomic_load_explicit(&v->pending, memory_order_seq_cst)) {
         if (pthread_cond_timedwait(&v->cv, &v->lock, &ts) != 0)
             break;
     }
-    int kicked = v->kicked;
-    v->kicked = 0;
+    atomic_store_explicit(&v->idle, 0, memory_order_relaxed);
     pthread_mutex_unlock(&v->lock);
-    return kicked;
+    return atomic_exchange_explicit(&v->pending, 0, memory_order_acquire);
 }
 
 void apf_loopback_kick(struct apf_loopback *lb, uint32_t vcpu)
@@ -337,8 +366,10 @@ void apf_loopback_kick(struct apf_loopback *lb, uint32_t vcpu)
     if (vcpu >= lb->cfg.n_vcpus)
         return;
     struct lb_vcpu *v = &lb->vcpus[vcpu];
+    atomic_store_explicit(&v->pending, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&v->idle, memory_order_seq_cst))
+        return; /* running: it sees `pending` at its next delivery point */
     pthread_mutex_lock(&v->lock);
-    v->kicked = 1;
     pthread_cond_signal(&v->cv);
     pthread_mutex_unlock(&v->lock);
 }
