@@ -159,6 +159,12 @@ struct pc__sleep_state {
 };
 
 static _Thread_local struct pc__sleep_state pc__sleep;
+static _Thread_local bool pc__sleep_nospin;
+
+void pc_sleep_set_spin(bool spin)
+{
+    pc__sleep_nospin = !spin;
+}
 
 void pc_sleep_until_ns(uint64_t deadline)
 {
@@ -171,6 +177,13 @@ void pc_sleep_until_ns(uint64_t deadline)
     uint64_t now = pc_now_ns();
     if (now >= deadline)
         return;
+    if (pc__sleep_nospin) {
+        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
+                              .tv_nsec = (long)(deadline % 1000000000ull)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return;
+    }
     if (deadline - now > st->early) {
         uint64_t wake = deadline - st->early;
         struct timespec ts = {.tv_sec = (time_t)(wake / 1000000000ull),

@@ -14,6 +14,7 @@
 #ifndef PC_LATENCY_H
 #define PC_LATENCY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,13 @@ void pc_sleep_ns(uint64_t ns);
  * generation, I/O) inside the latency.
  */
 void pc_sleep_until_ns(uint64_t deadline_ns);
+
+/**
+ * For the calling thread: whether the sleeps above finish by spinning (precise, costs up to
+ * PC_SLEEP_SPIN_NS of CPU per sleep; the default) or only sleep (no CPU while waiting, as a
+ * wait on a remote machine; a late timer wake-up then lengthens the sleep a little).
+ */
+void pc_sleep_set_spin(bool spin);
 
 /** Upper bound of the early wake-up, hence of the spin after a sleep (ns). */
 #define PC_SLEEP_SPIN_NS 30000u

@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VMM of apf-postcopy: guest memory on userfaultfd, the migration source, libapf-host
+ * (through the loopback, with the real kvm_x86 frontend), vCPU threads, and one run of one
+ * mode from start to clean teardown.
+ *
+ * The page-fault exit: a guest task reads a missing page; the kernel raises SIGBUS on that
+ * vCPU thread (UFFD_FEATURE_SIGBUS), on the task's own stack. pc_vcpu_sigbus() is the
+ * "stage-2 exit": it asks libapf-host's fault() (apf_loopback_fault). ASYNC: libapf-guest
+ * puts the task to sleep right there, inside the handler, and the scheduler runs other
+ * tasks; libapf-host's workers fetch the page from the source and fill it with UFFDIO_COPY;
+ * "page ready" wakes the task, the handler returns and the access is retried, now present.
+ * SYNC: the vCPU fetches the page itself and stalls meanwhile, as a hypervisor without APF.
+ * The handler runs at a plain memory access of the task (a synchronous fault, no lock held),
+ * so calling into the engine from it is safe.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim.h"
+#include "support/netio.h"
+#include "support/page.h"
+#include "support/sigbus.h"
+#include "support/source_tcp.h"
+
+atomic_int pc_interrupted;
+
+const char *pc_mode_name(enum pc_mode m)
+{
+    static const char *const names[] = {"apf", "sync", "ideal"};
+    return m < MODE_COUNT ? names[m] : "?";
+}
+
+void pc_sim_fail(struct pc_sim *s, const char *fmt, ...)
+{
+    pthread_mutex_lock(&s->fatal_lock);
+    if (!atomic_load(&s->fatal)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->fatal_msg, sizeof(s->fatal_msg), fmt, ap);
+        va_end(ap);
+        atomic_store(&s->fatal, 1);
+    }
+    pthread_mutex_unlock(&s->fatal_lock);
+    for (uint32_t i = 0; s->lb && i < s->o->vcpus; i++)
+        apf_loopback_kick(s->lb, i); /* idle vCPUs notice at once */
+}
+
+/* ---- the pages: source -> UFFDIO_COPY -------------------------------------------------------- */
+
+int pc_fetch_page(struct pc_sim *s, uint64_t page)
+{
+    static _Thread_local _Alignas(64) unsigned char buf[PC_PAGE_SIZE];
+    if (pc_mem_is_present(&s->mem, page))
+        return 0; /* another vCPU's fetch got there first */
+    uint64_t t0 = pc_now_ns();
+    int err = pc_source_fetch(s->src, page, buf);
+    if (err) {
+        char why[200];
+        pc_source_last_error(s->src, why, sizeof(why));
+        pc_sim_fail(s, "migration source failed on page %llu: %s", (unsigned long long)page,
+                    why[0] ? why : strerror(-err));
+        return err;
+    }
+    atomic_store_explicit(&s->fetch_ns[page], pc_now_ns() - t0, memory_order_relaxed);
+    err = pc_mem_resolve(&s->mem, page, buf);
+    if (err) {
+        pc_sim_fail(s, "cannot fill page %llu: %s", (unsigned long long)page, strerror(-err));
+        return err;
+    }
+    atomic_fetch_add_explicit(&s->pages_fetched, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* libapf-host's `resolve`, on its worker threads.
+ * A worker waiting for the in-process source only sleeps: a page on its way from a remote
+ * machine costs no local CPU, and these are the CPUs the vCPUs run on. A vCPU fetching
+ * synchronously (sync mode) keeps the precise, spinning wait: it is stalled anyway, and so
+ * any timer lateness of this machine lands on the APF side, never in sync mode's favour. */
+static int host_resolve(void *ctx, uint32_t vcpu, uint64_t gpa)
+{
+    static _Thread_local bool ready;
+    struct pc_sim *s = ctx;
+    if (!ready) {
+        pc_sleep_set_spin(false);
+        pc_pin_host_thread(s);
+        ready = true;
+    }
+    (void)vcpu;
+    if (atomic_load(&s->fatal))
+        return -ECANCELED;
+    return pc_fetch_page(s, (gpa - PC_GPA_BASE) / PC_PAGE_SIZE);
+}
+
+/* ---- CPU placement ----------------------------------------------------------------------------
+ * As a hypervisor pins vCPU threads to their own cores and its I/O threads elsewhere: when
+ * the machine has more CPUs than vCPUs, vCPU i runs on CPU i and libapf-host's workers on
+ * the others. Otherwise Linux wakes a worker on the core of the vCPU that woke it, and host
+ * work is charged to the guest. */
+static int ncpus_online(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+bool pc_pinning(const struct pc_opts *o)
+{
+    return o->pin == 1 || (o->pin == -1 && (int)o->vcpus < ncpus_online());
+}
+
+void pc_pin_vcpu_thread(const struct pc_sim *s, uint32_t vcpu)
+{
+    if (!pc_pinning(s->o))
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((int)(vcpu % (uint32_t)ncpus_online()), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+void pc_pin_host_thread(const struct pc_sim *s)
+{
+    if (!pc_pinning(s->o))
+        return;
+    int n = ncpus_online();
+    if ((int)s->o->vcpus >= n)
+        return; /* no CPU to spare: leave it to the scheduler */
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = (int)s->o->vcpus; c < n; c++)
+        CPU_SET(c, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* ---- the page-fault exit ----------------------------------------------------------------------- */
+
+void pc_vcpu_missing(struct pc_vcpu *v, uint64_t page)
+{
+    struct pc_sim *s = v->sim;
+    struct pc_task *t = v->cur;
+    for (;;) {
+        if (atomic_load(&s->fatal) || atomic_load(&pc_interrupted)) {
+            /* The run is over: this task never gets its page. Abandon it (its coroutine
+             * is never resumed; its stack is freed at teardown). */
+            t->state = TASK_DEAD;
+            pc_coro_switch(&t->co, &v->sched);
+            abort(); /* unreachable: a dead task is never switched to */
+        }
+        uint64_t t0 = pc_now_ns();
+        t->fault_t0 = t0;
+        t->fault_page = page;
+        int r = apf_loopback_fault(s->lb, v->id, PC_GPA(page), PC_GS);
+        if (r == APF_FAULT_ASYNC) {
+            v->faults_async++; /* the task slept in there; "page ready" woke it */
+        } else {
+            t->fault_t0 = 0;
+            if (r == APF_FAULT_HALT) {
+                v->faults_halt++;
+            } else if (r == APF_FAULT_SYNC) {
+                v->faults_sync++;
+                pc_fetch_page(s, page); /* the vCPU stalls for the whole fetch */
+            } else {
+                pc_sim_fail(s, "libapf-host fault(): %s", apf_strerror(r));
+            }
+            v->stall_ns += pc_now_ns() - t0;
+        }
+        if (pc_mem_is_present(&s->mem, page))
+            return; /* retry the access */
+    }
+}
+
+bool pc_vcpu_sigbus(void *ctx, void *addr)
+{
+    struct pc_vcpu *v = ctx;
+    size_t page;
+    if (v->cur == NULL || pc_mem_page_index(&v->sim->mem, addr, &page) != 0)
+        return false; /* not a guest task's access to guest memory: not ours */
+    pc_vcpu_missing(v, page);
+    return true;
+}
+
+/* ---- the protocol trace ------------------------------------------------------------------------- */
+
+static void trace_hook(void *ctx, const struct apf_trace_event *ev)
+{
+    struct pc_sim *s = ctx;
+    char line[128];
+    pthread_mutex_lock(&s->trace_lock);
+    if (apf_trace_format(ev, line, sizeof(line)) > 0)
+        fprintf((FILE *)s->trace_file, "%s\n", line);
+    if (!s->trace_err) {
+        s->trace_err = apf_trace_checker_feed(s->chk, ev);
+        if (s->trace_err)
+            snprintf(s->trace_msg, sizeof(s->trace_msg), "%s", apf_trace_checker_error(s->chk));
+    }
+    pthread_mutex_unlock(&s->trace_lock);
+}
+
+/* ---- setup and teardown ------------------------------------------------------------------------- */
+
+static int open_memory(const struct pc_opts *o, struct pc_sim *s, uint64_t npages,
+                       struct pc_result *r)
+{
+    static atomic_int noted;
+    enum pc_mem_mode mm = PC_MEM_UFFD_SIGBUS;
+    char why[256] = "";
+    if (o->memory == MEMORY_MAP) {
+        mm = PC_MEM_PRESENCE_MAP;
+    } else if (pc_uffd_available(why, sizeof(why)) != 0) {
+        if (o->memory == MEMORY_UFFD) {
+            snprintf(r->error, sizeof(r->error), "userfaultfd unavailable: %s", why);
+            return -ENOSYS;
+        }
+        if (!atomic_exchange(&noted, 1))
+            fprintf(stderr,
+                    "apf-postcopy: userfaultfd unavailable (%s); using a software presence "
+                    "map instead (same engine path; --memory uffd to insist)\n",
+                    why);
+        mm = PC_MEM_PRESENCE_MAP;
+    }
+    int err = pc_mem_open(&s->mem, npages * PC_PAGE_SIZE, mm);
+    if (err) {
+        snprintf(r->error, sizeof(r->error), "guest memory (%s): %s", pc_mem_mode_name(mm),
+                 strerror(-err));
+        return err;
+    }
+    if (mm != PC_MEM_PRESENCE_MAP && pc_sigbus_install() != 0) {
+        snprintf(r->error, sizeof(r->error), "cannot install the SIGBUS handler");
+        return -EINVAL;
+    }
+    r->memory = mm == PC_MEM_PRESENCE_MAP ? "presence map" : "userfaultfd";
+    return 0;
+}
+
+static int open_source(const struct pc_opts *o, struct pc_sim *s, uint64_t npages,
+                       uint32_t workers, struct pc_result *r)
+{
+    int err;
+    if (o->source == NULL) {
+        err = pc_source_local_create(&s->src, o->seed, npages, &o->latency);
+        if (err)
+            snprintf(r->error, sizeof(r->error), "in-process source: %s", strerror(-err));
+        return err;
+    }
+    char host[256];
+    uint16_t port;
+    if (pc_net_parse_hostport(o->source, host, sizeof(host), &port) != 0) {
+        snprintf(r->error, sizeof(r->error), "bad --source '%s' (want ADDR:PORT)", o->source);
+        return -EINVAL;
+    }
+    struct pc_source_tcp_opts to = {
+        .nconn = workers > 256 ? 256 : workers, .check_seed = true, .expect_seed = o->seed};
+    char msg[256] = "";
+    err = pc_source_tcp_create(&s->src, host, port, &to, msg, sizeof(msg));
+    if (err) {
+        snprintf(r->error, sizeof(r->error), "source %s: %s", o->source, msg);
+        return err;
+    }
+    if (s->src->npages < npages) {
+        snprintf(r->error, sizeof(r->error),
+                 "source %s serves %llu pages; the guest has %llu (start it with the same "
+                 "--memory-size)",
+                 o->source, (unsigned long long)s->src->npages, (unsigned long long)npages);
+        return -ERANGE;
+    }
+    return 0;
+}
+
+static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers,
+                     struct pc_result *r)
+{
+    struct apf_loopback_config lc = {
+        .n_vcpus = o->vcpus,
+        .abi = APF_HOST_ABI_KVM_X86,
+        .n_workers = workers,
+        .max_outstanding = o->max_outstanding,
+        /* workers with CPUs of their own may poll briefly for the next fault */
+        .worker_spin_ns = pc_pinning(o) && (int)o->vcpus < ncpus_online() ? 50000 : 0,
+        .resolve = host_resolve,
+        .ctx = s,
+        .trace = s->trace_file ? trace_hook : NULL,
+        .trace_ctx = s,
+    };
+    int err = apf_loopback_create(&lc, &s->lb);
+    if (err) {
+        snprintf(r->error, sizeof(r->error), "libapf loopback: %s", apf_strerror(err));
+        return err;
+    }
+    const struct apf_guest_backend_ops *bops;
+    void *bctx;
+    apf_loopback_guest_backend(s->lb, &bops, &bctx);
+    struct apf_guest_config gc = {
+        .n_cpus = o->vcpus,
+        .vector = 0xf3,
+        .flags = s->mode == MODE_APF ? 0 : APF_GUEST_NO_APF,
+        .env = &pc_guest_env,
+        .env_ctx = s,
+        .backend = bops,
+        .backend_ctx = bctx,
+        .trace = s->trace_file ? trace_hook : NULL,
+        .trace_ctx = s,
+    };
+    size_t gsz = apf_guest_mem_size(&gc);
+    s->gmem = aligned_alloc(64, (gsz + 63) & ~(size_t)63);
+    if (s->gmem == NULL)
+        return -ENOMEM;
+    apf_loopback_add_ram(s->lb, s->gmem, gsz);
+    err = apf_guest_init(s->gmem, gsz, &gc, &s->g);
+    if (err) {
+        snprintf(r->error, sizeof(r->error), "libapf-guest init: %s", apf_strerror(err));
+        return err;
+    }
+    if (s->mode == MODE_APF && apf_guest_available(s->g) != 1) {
+        snprintf(r->error, sizeof(r->error), "the guest found no APF: %s",
+                 apf_strerror(apf_guest_available(s->g)));
+        return -ENODEV;
+    }
+    apf_loopback_attach(s->lb, s->g);
+    return 0;
+}
+
+static int setup_vcpus(const struct pc_opts *o, struct pc_sim *s, struct pc_result *r)
+{
+    s->vcpus = calloc(o->vcpus, sizeof(*s->vcpus));
+    if (s->vcpus == NULL)
+        return -ENOMEM;
+    uint32_t ntasks = o->vcpus * o->tasks;
+    for (uint32_t c = 0; c < o->vcpus; c++) {
+        struct pc_vcpu *v = &s->vcpus[c];
+        v->sim = s;
+        v->id = c;
+        v->ntasks = o->tasks;
+        v->tasks = calloc(o->tasks, sizeof(*v->tasks));
+        v->rq = calloc(o->tasks, sizeof(*v->rq));
+        if (!v->tasks || !v->rq)
+            return -ENOMEM;
+        for (uint32_t k = 0; k < o->tasks; k++) {
+            struct pc_task *t = &v->tasks[k];
+            uint32_t gid = c * o->tasks + k;
+            t->v = v;
+            t->id = gid;
+            t->todo = o->accesses / ntasks + (gid < o->accesses % ntasks ? 1 : 0);
+            pc_workload_task_init(s->wl, gid, ntasks, &t->cur);
+            int err = pc_coro_stack_alloc(&t->stack, 64 * 1024);
+            if (err == 0)
+                err = pc_coro_init(&t->co, t->stack.base, t->stack.size, pc_task_main, t);
+            if (err) {
+                snprintf(r->error, sizeof(r->error), "task stacks: %s", strerror(-err));
+                return err;
+            }
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct pc_sim *s)
+{
+    apf_loopback_destroy(s->lb); /* stops the workers (a fetch in progress is bounded) */
+    s->lb = NULL;
+    if (s->vcpus) {
+        for (uint32_t c = 0; c < s->o->vcpus; c++) {
+            struct pc_vcpu *v = &s->vcpus[c];
+            for (uint32_t k = 0; v->tasks && k < v->ntasks; k++) {
+                pc_coro_destroy(&v->tasks[k].co);
+                pc_coro_stack_free(&v->tasks[k].stack);
+            }
+            free(v->tasks);
+            free(v->rq);
+            free(v->ready_us);
+            free(v->overhead_us);
+        }
+        free(s->vcpus);
+    }
+    free(s->gmem);
+    pc_source_destroy(s->src);
+    pc_workload_destroy(s->wl);
+    pc_mem_close(&s->mem);
+    free((void *)s->fetch_ns);
+    if (s->trace_file)
+        fclose(s->trace_file);
+    free(s->chk_mem);
+    pthread_mutex_destroy(&s->fatal_lock);
+    pthread_mutex_destroy(&s->trace_lock);
+}
+
+/* ---- machine noise --------------------------------------------------------------------------
+ * On a virtual machine, the hypervisor below can take CPU time away ("steal"); a run with
+ * much steal is not a clean measurement, so each result says how much there was. */
+static bool read_cpu_times(uint64_t *total, uint64_t *steal)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return false;
+    unsigned long long v[10] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8)
+        return false;
+    *total = 0;
+    for (int i = 0; i < 8; i++) /* user..steal; guest time is already inside user */
+        *total += v[i];
+    *steal = v[7];
+    return true;
+}
+
+/* Open file descriptors and threads of this process: a run must give back all of its own
+ * (userfaultfd, sockets, worker and vCPU threads). */
+static void count_resources(int *fds, int *threads)
+{
+    *fds = -1;
+    *threads = -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        int n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.')
+                n++;
+        closedir(d);
+        *fds = n - 1; /* the directory's own descriptor */
+    }
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "Threads: %d", threads) == 1)
+                break;
+        fclose(f);
+    }
+}
+
+/* ---- one run ------------------------------------------------------------------------------------ */
+
+static void progress(const struct pc_sim *s, uint64_t total, double elapsed, bool final)
+{
+    uint64_t done = atomic_load(&s->accesses_done);
+    fprintf(stderr, "\r  %-5s %5.1f%%  %llu/%llu accesses  %5.1f s%s", pc_mode_name(s->mode),
+            total ? 100.0 * (double)done / (double)total : 100.0, (unsigned long long)done,
+            (unsigned long long)total, elapsed, final ? "\n" : "");
+}
+
+static void collect(const struct pc_opts *o, struct pc_sim *s, double wall_s, struct pc_result *r)
+{
+    size_t n = 0;
+    uint64_t busy = 0, idle = 0, stall = 0;
+    for (uint32_t c = 0; c < o->vcpus; c++) {
+        struct pc_vcpu *v = &s->vcpus[c];
+        r->accesses += v->accesses;
+        r->faults_async += v->faults_async;
+        r->faults_sync += v->faults_sync;
+        r->faults_halt += v->faults_halt;
+        n += v->nsamples;
+        busy += v->busy_ns;
+        idle += v->idle_ns;
+        stall += v->stall_ns;
+    }
+    r->wall_s = wall_s;
+    r->throughput = wall_s > 0 ? (double)r->accesses / wall_s : 0;
+    r->idle_share = busy ? (double)idle / (double)busy : 0;
+    r->stall_share = busy ? (double)stall / (double)busy : 0;
+    r->pages_fetched = atomic_load(&s->pages_fetched);
+    r->ready_samples = n;
+    double *ready = malloc((n + 1) * sizeof(double));
+    double *over = malloc((n + 1) * sizeof(double));
+    double *fetch = malloc((s->mem.npages + 1) * sizeof(double));
+    if (ready && over && fetch) {
+        size_t k = 0;
+        for (uint32_t c = 0; c < o->vcpus; c++) {
+            struct pc_vcpu *v = &s->vcpus[c];
+            memcpy(ready + k, v->ready_us, v->nsamples * sizeof(double));
+            memcpy(over + k, v->overhead_us, v->nsamples * sizeof(double));
+            k += v->nsamples;
+        }
+        r->ready_p50_us = pc_quantile(ready, n, 0.50);
+        r->ready_p99_us = pc_quantile(ready, n, 0.99);
+        r->overhead_p50_us = pc_quantile(over, n, 0.50);
+        size_t nf = 0;
+        for (size_t p = 0; p < s->mem.npages; p++) {
+            uint64_t ns = atomic_load(&s->fetch_ns[p]);
+            if (ns)
+                fetch[nf++] = (double)ns / 1e3;
+        }
+        r->fetch_p50_us = pc_quantile(fetch, nf, 0.50);
+    }
+    free(ready);
+    free(over);
+    free(fetch);
+}
+
+int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
+{
+    static uint64_t iters, iters_us; /* calibrated once per process */
+    memset(r, 0, sizeof(*r));
+    r->mode = mode;
+    struct pc_sim s;
+    memset(&s, 0, sizeof(s));
+    s.o = o;
+    s.mode = mode;
+    s.mem.uffd = -1;
+    pthread_mutex_init(&s.fatal_lock, NULL);
+    pthread_mutex_init(&s.trace_lock, NULL);
+    int fds0, threads0;
+    count_resources(&fds0, &threads0);
+    uint64_t npages = o->mem_bytes / PC_PAGE_SIZE;
+    uint32_t workers = o->workers ? o->workers : o->vcpus * o->tasks;
+    if (workers > APF_HOST_MAX_WORKERS)
+        workers = APF_HOST_MAX_WORKERS;
+    if (iters_us == 0) {
+        iters = pc_calibrate(o->compute_us);
+        iters_us = pc_calibrate(1.0);
+    }
+    s.iters_per_access = iters;
+    s.iters_per_us = iters_us;
+
+    int err = open_memory(o, &s, npages, r);
+    if (!err)
+        err = open_source(o, &s, npages, workers, r);
+    if (!err) {
+        s.wl = pc_workload_create(o, npages);
+        s.fetch_ns = calloc(npages, sizeof(*s.fetch_ns));
+        if (!s.wl || !s.fetch_ns)
+            err = -ENOMEM;
+    }
+    if (!err && o->trace && mode == MODE_APF) {
+        s.trace_file = fopen(o->trace, "w");
+        size_t sz = apf_trace_checker_size(o->vcpus, o->max_outstanding ? o->max_outstanding : 64);
+        s.chk_mem = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+        s.chk = s.chk_mem ? apf_trace_checker_init(s.chk_mem, sz, o->vcpus,
+                                                   o->max_outstanding ? o->max_outstanding : 64)
+                          : NULL;
+        if (!s.trace_file || !s.chk) {
+            snprintf(r->error, sizeof(r->error), "--trace %s: %s", o->trace, strerror(errno));
+            err = -EIO;
+        } else {
+            fprintf(s.trace_file, "# apf-postcopy protocol trace: <time_ns> <kind> <vcpu> "
+                                  "<token> <gpa> <arg>\n");
+        }
+    }
+    if (!err && mode == MODE_IDEAL) {
+        /* All pages present before the start: the migration is already complete. */
+        static _Alignas(64) unsigned char buf[PC_PAGE_SIZE];
+        for (uint64_t p = 0; p < npages && !err; p++) {
+            pc_page_fill(o->seed, p, buf);
+            err = pc_mem_resolve(&s.mem, p, buf);
+        }
+        if (err)
+            snprintf(r->error, sizeof(r->error), "prefill: %s", strerror(-err));
+    }
+    if (!err)
+        err = setup_apf(o, &s, workers, r);
+    if (!err)
+        err = setup_vcpus(o, &s, r);
+    if (err) {
+        if (!r->error[0])
+            snprintf(r->error, sizeof(r->error), "setup: %s", strerror(-err));
+        teardown(&s);
+        return err;
+    }
+
+    pthread_barrier_init(&s.start, NULL, o->vcpus + 1);
+    uint32_t started = 0;
+    for (uint32_t c = 0; c < o->vcpus; c++) {
+        if (pthread_create(&s.vcpus[c].thread, NULL, pc_vcpu_main, &s.vcpus[c]) != 0)
+            break;
+        started++;
+    }
+    if (started < o->vcpus) {
+        /* cannot happen in practice; fail without leaving threads behind at the barrier */
+        snprintf(r->error, sizeof(r->error), "cannot create vCPU threads");
+        abort();
+    }
+    uint64_t cpu0 = 0, steal0 = 0;
+    bool have_steal = read_cpu_times(&cpu0, &steal0);
+    pthread_barrier_wait(&s.start);
+    uint64_t t0 = pc_now_ns();
+    bool show = o->progress == 1 || (o->progress == -1 && isatty(STDERR_FILENO));
+    bool shown = false;
+    uint64_t total = 0;
+    for (uint32_t c = 0; c < o->vcpus; c++)
+        for (uint32_t k = 0; k < s.vcpus[c].ntasks; k++)
+            total += s.vcpus[c].tasks[k].todo;
+    /* Wait for the vCPUs, with a progress line once a run is longer than two seconds. */
+    for (uint32_t c = 0; c < o->vcpus; c++) {
+        for (;;) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 250 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            if (pthread_timedjoin_np(s.vcpus[c].thread, NULL, &ts) == 0)
+                break;
+            double el = (double)(pc_now_ns() - t0) / 1e9;
+            if (show && el > 2.0) {
+                progress(&s, total, el, false);
+                shown = true;
+            }
+        }
+    }
+    double wall = (double)(pc_now_ns() - t0) / 1e9;
+    if (shown)
+        progress(&s, total, wall, true);
+    pthread_barrier_destroy(&s.start);
+
+    collect(o, &s, wall, r);
+    uint64_t cpu1, steal1;
+    r->steal_share = -1;
+    if (have_steal && read_cpu_times(&cpu1, &steal1) && cpu1 > cpu0)
+        r->steal_share = (double)(steal1 - steal0) / (double)(cpu1 - cpu0);
+    /* The engine's view must agree with the vCPUs' (one counter, two sides). */
+    uint64_t host_async = 0;
+    for (uint32_t c = 0; c < o->vcpus; c++) {
+        struct apf_host_vcpu_stats hs;
+        apf_host_vcpu_stats(apf_loopback_host(s.lb), c, &hs);
+        host_async += hs.faults_async;
+    }
+    if (!atomic_load(&s.fatal) && host_async != r->faults_async)
+        pc_sim_fail(&s, "counters disagree: host injected %llu not-present, vCPUs saw %llu",
+                    (unsigned long long)host_async, (unsigned long long)r->faults_async);
+    if (s.chk) {
+        pthread_mutex_lock(&s.trace_lock);
+        if (!s.trace_err && apf_trace_checker_finish(s.chk) != 0)
+            snprintf(s.trace_msg, sizeof(s.trace_msg), "%s", apf_trace_checker_error(s.chk));
+        else if (!s.trace_err)
+            r->trace_events = apf_trace_checker_events(s.chk);
+        if (s.trace_msg[0])
+            pc_sim_fail(&s, "protocol trace check failed: %s", s.trace_msg);
+        pthread_mutex_unlock(&s.trace_lock);
+    }
+    if (atomic_load(&pc_interrupted) && !atomic_load(&s.fatal))
+        pc_sim_fail(&s, "interrupted");
+    r->ok = !atomic_load(&s.fatal);
+    if (!r->ok)
+        snprintf(r->error, sizeof(r->error), "%s", s.fatal_msg);
+    teardown(&s);
+    int fds1, threads1;
+    count_resources(&fds1, &threads1);
+    if (fds1 != fds0 || threads1 != threads0) {
+        snprintf(r->error, sizeof(r->error),
+                 "teardown leaked resources: %d -> %d file descriptors, %d -> %d threads", fds0,
+                 fds1, threads0, threads1);
+        r->ok = false;
+    }
+    return r->ok ? 0 : -EIO;
+}
