@@ -48,6 +48,10 @@ check "every access completed" test "$(json_field "$work/all.json" apf accesses)
 check "latency hidden reported" grep -q '"latency_hidden": [0-9.-]' "$work/all.json"
 check "trace checked" test "$(json_field "$work/all.json" apf trace_events)" -gt 0
 check "trace file written" grep -q "host.np" "$work/trace.txt"
+if [ -n "${TRACE_CHECK:-}" ]; then
+  "$TRACE_CHECK" "$work/trace.txt" >"$work/trace-check.out"
+  check "apf-trace-check agrees with the trace" grep -q consistent "$work/trace-check.out"
+fi
 
 # ---- 2. presence map ---------------------------------------------------------------------------
 "$prog" "${small[@]}" --memory map --modes apf,sync --json >"$work/map.json" 2>"$work/map.err"
