@@ -53,7 +53,7 @@ struct pc_opts {
 struct pc_result {
     enum pc_mode mode;
     bool ok;
-    char error[256];
+    char error[512];
     double wall_s;            /* first task start to last task end */
     uint64_t accesses;        /* accesses completed (and verified) */
     double throughput;        /* accesses per second */
