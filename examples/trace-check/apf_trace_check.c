@@ -52,6 +52,8 @@ int main(int argc, char **argv)
         return 2;
     }
     /* Read everything first: the checker is sized by the number of vCPUs in the trace. */
+    int rc = 2;
+    void *mem = NULL;
     struct line *lines = NULL;
     size_t n = 0, cap = 0;
     uint32_t max_vcpu = 0;
@@ -71,46 +73,49 @@ int main(int argc, char **argv)
             struct line *grown = realloc(lines, cap * sizeof(*lines));
             if (!grown) {
                 fprintf(stderr, "apf-trace-check: out of memory\n");
-                return 2;
+                goto out;
             }
             lines = grown;
         }
         if (apf_trace_parse(buf, (size_t)len, &lines[n].ev) != 0) {
             fprintf(stderr, "apf-trace-check: line %lu: not a trace event: %s", no, buf);
-            return 2;
+            goto out;
         }
         lines[n].no = no;
         if (lines[n].ev.vcpu > max_vcpu)
             max_vcpu = lines[n].ev.vcpu;
         n++;
     }
-    if (f != stdin)
-        fclose(f);
-    free(buf);
     if (max_vcpu >= 65536) {
         fprintf(stderr, "apf-trace-check: vCPU %u: at most 65536 vCPUs\n", max_vcpu);
-        return 2;
+        goto out;
     }
     size_t size = apf_trace_checker_size(max_vcpu + 1, (uint32_t)max_out);
-    void *mem = aligned_alloc(64, (size + 63) & ~(size_t)63);
+    mem = aligned_alloc(64, (size + 63) & ~(size_t)63);
     struct apf_trace_checker *c =
         mem ? apf_trace_checker_init(mem, size, max_vcpu + 1, (uint32_t)max_out) : NULL;
     if (c == NULL) {
         fprintf(stderr, "apf-trace-check: cannot allocate the checker\n");
-        return 2;
+        goto out;
     }
+    rc = 1;
     for (size_t i = 0; i < n; i++) {
         if (apf_trace_checker_feed(c, &lines[i].ev) != 0) {
             printf("apf-trace-check: line %lu: %s\n", lines[i].no, apf_trace_checker_error(c));
-            return 1;
+            goto out;
         }
     }
     if (apf_trace_checker_finish(c) != 0) {
         printf("apf-trace-check: %s\n", apf_trace_checker_error(c));
-        return 1;
+        goto out;
     }
     printf("apf-trace-check: %zu events, %u vCPUs: consistent\n", n, max_vcpu + 1);
+    rc = 0;
+out:
+    if (f != stdin)
+        fclose(f);
+    free(buf);
     free(lines);
     free(mem);
-    return 0;
+    return rc;
 }
