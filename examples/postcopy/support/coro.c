@@ -129,10 +129,11 @@ static void pc__coro_frame_init(struct pc_coro *c, uintptr_t top)
 
 #elif defined(__aarch64__) && !defined(PC_CORO_UCONTEXT)
 /*
- * Frame on a suspended stack (160 bytes, keeps sp 16-aligned), from the saved sp upwards:
+ * Frame on a suspended stack (176 bytes, keeps sp 16-aligned), from the saved sp upwards:
  *   +0 x19 x20, +16 x21 x22, +32 x23 x24, +48 x25 x26, +64 x27 x28, +80 x29 x30 (fp, lr),
- *   +96 d8 d9, +112 d10 d11, +128 d12 d13, +144 d14 d15.
- * AAPCS64 makes only the low 64 bits of v8-v15 callee-saved, hence d8-d15.
+ *   +96 d8 d9, +112 d10 d11, +128 d12 d13, +144 d14 d15, +160 FPCR (8 bytes, 8 of padding).
+ * AAPCS64 makes only the low 64 bits of v8-v15 callee-saved, hence d8-d15; FPCR (rounding
+ * mode, trap enables) is each context's own, as MXCSR is on x86-64.
  */
 __asm__(".text\n"
         ".globl pc__coro_switch_asm\n"
@@ -141,8 +142,8 @@ __asm__(".text\n"
         ".p2align 4\n"
         "pc__coro_switch_asm:\n"
         "    .cfi_startproc\n"
-        "    sub sp, sp, #160\n"
-        "    .cfi_adjust_cfa_offset 160\n"
+        "    sub sp, sp, #176\n"
+        "    .cfi_adjust_cfa_offset 176\n"
         "    stp x19, x20, [sp, #0]\n"
         "    stp x21, x22, [sp, #16]\n"
         "    stp x23, x24, [sp, #32]\n"
@@ -153,6 +154,8 @@ __asm__(".text\n"
         "    stp d10, d11, [sp, #112]\n"
         "    stp d12, d13, [sp, #128]\n"
         "    stp d14, d15, [sp, #144]\n"
+        "    mrs x9, fpcr\n"
+        "    str x9, [sp, #160]\n"
         "    mov x9, sp\n"
         "    str x9, [x0]\n"
         "    mov sp, x1\n" /* the other context's frame has the same shape */
@@ -166,8 +169,10 @@ __asm__(".text\n"
         "    ldp d10, d11, [sp, #112]\n"
         "    ldp d12, d13, [sp, #128]\n"
         "    ldp d14, d15, [sp, #144]\n"
-        "    add sp, sp, #160\n"
-        "    .cfi_adjust_cfa_offset -160\n"
+        "    ldr x9, [sp, #160]\n"
+        "    msr fpcr, x9\n"
+        "    add sp, sp, #176\n"
+        "    .cfi_adjust_cfa_offset -176\n"
         "    ret\n"
         "    .cfi_endproc\n"
         ".size pc__coro_switch_asm, .-pc__coro_switch_asm\n"
@@ -186,7 +191,7 @@ __asm__(".text\n"
         "    .cfi_endproc\n"
         ".size pc__coro_trampoline, .-pc__coro_trampoline\n");
 
-#define PC__FRAME_BYTES 160u
+#define PC__FRAME_BYTES 176u
 
 static void pc__coro_frame_init(struct pc_coro *c, uintptr_t top)
 {
