@@ -52,9 +52,9 @@ static void config_line(const struct pc_opts *o, const char *memory)
 {
     char lat[64];
     pc_latency_format(&o->latency, lat, sizeof(lat));
-    printf("apf-postcopy: %u vCPUs x %u tasks, %llu MiB guest memory (%s), %s access, "
+    printf("apf-postcopy: %u vCPU%s x %u tasks, %llu MiB guest memory (%s), %s access, "
            "%llu accesses, compute %.0f us/access,\n  source %s, latency %s, seed %llu\n\n",
-           o->vcpus, o->tasks, (unsigned long long)(o->mem_bytes >> 20), memory,
+           o->vcpus, o->vcpus == 1 ? "" : "s", o->tasks, (unsigned long long)(o->mem_bytes >> 20), memory,
            pattern_name(o->pattern), (unsigned long long)o->accesses, o->compute_us,
            o->source ? o->source : "in-process", o->source ? "(the source process's)" : lat,
            (unsigned long long)o->seed);
@@ -241,10 +241,15 @@ static int write_svg(const struct pc_opts *o, const struct pc_sweep_point *p, in
                "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" "
                "height=\"100%%\" fill=\"white\"/>\n",
             W, H);
-    fprintf(f, "<text x=\"%.0f\" y=\"20\" font-size=\"15\">apf-postcopy: %s sweep "
-               "(%u vCPUs, %u tasks/vCPU, compute %.0f us)</text>\n",
-            L, o->sweep == SWEEP_LATENCY ? "latency" : "tasks", o->vcpus, o->tasks,
-            o->compute_us);
+    char lat[64];
+    pc_latency_format(&o->latency, lat, sizeof(lat));
+    fprintf(f, "<text x=\"%.0f\" y=\"20\" font-size=\"15\">apf-postcopy: ", L);
+    if (o->sweep == SWEEP_LATENCY)
+        fprintf(f, "latency sweep (%u vCPU%s, %u tasks/vCPU, compute %.0f us)</text>\n", o->vcpus,
+                o->vcpus == 1 ? "" : "s", o->tasks, o->compute_us);
+    else
+        fprintf(f, "tasks sweep (%u vCPU%s, compute %.0f us, latency %s)</text>\n", o->vcpus,
+                o->vcpus == 1 ? "" : "s", o->compute_us, o->source ? "remote" : lat);
     static const char *const colour[] = {"#1b7837", "#b2182b", "#2166ac"};
     for (int panel = 0; panel < 2; panel++) {
         double top = T + panel * (PH + GAP), bottom = top + PH;
