@@ -115,6 +115,9 @@ struct apf_host {
 };
 
 /* ---- shared helpers (host.c) ---- */
+/* Zeroed memory from the embedder's allocator (64-byte aligned), and its release. */
+void *apf__zalloc(const struct apf_host *h, size_t size);
+void apf__free(const struct apf_host *h, void *p, size_t size);
 struct apf__vcpu *apf__vcpu_get(const struct apf_host *h, uint32_t id);
 void apf__trace(const struct apf__vcpu *v, uint32_t kind, uint32_t token, uint64_t gpa,
                 int32_t arg);

@@ -36,6 +36,20 @@ static const struct apf_allocator default_allocator = {default_alloc, default_fr
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
+void *apf__zalloc(const struct apf_host *h, size_t size)
+{
+    void *p = h->alloc.alloc(h->alloc.ctx, size, 64);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+void apf__free(const struct apf_host *h, void *p, size_t size)
+{
+    if (p)
+        h->alloc.free(h->alloc.ctx, p, size);
+}
+
 struct apf__vcpu *apf__vcpu_get(const struct apf_host *h, uint32_t id)
 {
     if (h == NULL || id >= h->n_vcpus)
@@ -142,10 +156,10 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
         return APF_EINVAL;
     const struct apf_allocator *a = cfg->alloc ? cfg->alloc : &default_allocator;
 
-    struct apf_host *h = a->alloc(a->ctx, sizeof(*h), 64);
+    struct apf_host boot = {.alloc = *a}; /* allocates the engine itself */
+    struct apf_host *h = apf__zalloc(&boot, sizeof(*h));
     if (h == NULL)
         return APF_ENOMEM;
-    memset(h, 0, sizeof(*h));
     h->cfg = *cfg;
     h->ops = *cfg->ops;
     h->alloc = *a;
@@ -156,17 +170,15 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
     h->cfg.page_shift = h->page_shift;
 
     size_t vcpus_size = sizeof(struct apf__vcpu) * h->n_vcpus;
-    h->vcpus = a->alloc(a->ctx, vcpus_size, 64);
+    h->vcpus = apf__zalloc(h, vcpus_size);
     if (h->vcpus == NULL)
         goto enomem;
-    memset(h->vcpus, 0, vcpus_size);
 
     struct layout l = layout_of(h->limit);
     h->storage_size = l.per_vcpu * h->n_vcpus;
-    h->storage = a->alloc(a->ctx, h->storage_size, 64);
+    h->storage = apf__zalloc(h, h->storage_size);
     if (h->storage == NULL)
         goto enomem;
-    memset(h->storage, 0, h->storage_size);
 
     for (uint32_t i = 0; i < h->n_vcpus; i++) {
         struct apf__vcpu *v = &h->vcpus[i];
@@ -200,11 +212,9 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
 enomem:
     err = APF_ENOMEM;
 fail:
-    if (h->storage)
-        a->free(a->ctx, h->storage, h->storage_size);
-    if (h->vcpus)
-        a->free(a->ctx, h->vcpus, vcpus_size);
-    a->free(a->ctx, h, sizeof(*h));
+    apf__free(h, h->storage, h->storage_size);
+    apf__free(h, h->vcpus, vcpus_size);
+    apf__free(&boot, h, sizeof(*h));
     return err;
 }
 
@@ -214,10 +224,10 @@ void apf_host_destroy(struct apf_host *h)
         return;
     if (h->pool)
         apf__pool_destroy(h);
-    struct apf_allocator a = h->alloc;
-    a.free(a.ctx, h->storage, h->storage_size);
-    a.free(a.ctx, h->vcpus, sizeof(struct apf__vcpu) * h->n_vcpus);
-    a.free(a.ctx, h, sizeof(*h));
+    struct apf_host boot = {.alloc = h->alloc};
+    apf__free(h, h->storage, h->storage_size);
+    apf__free(h, h->vcpus, sizeof(struct apf__vcpu) * h->n_vcpus);
+    apf__free(&boot, h, sizeof(*h));
 }
 
 /* ---- queries ------------------------------------------------------------------------------- */

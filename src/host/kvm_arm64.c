@@ -5,8 +5,6 @@
  * the per-vCPU values the VMM commands GET/SET (SDEI event, control value); the PPI is the
  * engine's vector.
  */
-#include <string.h>
-
 #include "apf/host_kvm_arm64.h"
 #include "host/engine.h"
 
@@ -26,16 +24,14 @@ int apf_kvm_arm64_create(struct apf_host *h, const struct apf_kvm_arm64_config *
 {
     if (h == NULL || out == NULL || h->cfg.abi != APF_HOST_ABI_ARM64)
         return APF_EINVAL;
-    const struct apf_allocator *a = &h->alloc;
-    struct apf_kvm_arm64 *fe = a->alloc(a->ctx, sizeof(*fe), 64);
+    struct apf_kvm_arm64 *fe = apf__zalloc(h, sizeof(*fe));
     if (fe == NULL)
         return APF_ENOMEM;
-    fe->regs = a->alloc(a->ctx, sizeof(*fe->regs) * h->n_vcpus, 64);
+    fe->regs = apf__zalloc(h, sizeof(*fe->regs) * h->n_vcpus);
     if (fe->regs == NULL) {
-        a->free(a->ctx, fe, sizeof(*fe));
+        apf__free(h, fe, sizeof(*fe));
         return APF_ENOMEM;
     }
-    memset(fe->regs, 0, sizeof(*fe->regs) * h->n_vcpus);
     uint32_t sdei = cfg && cfg->sdei_event ? cfg->sdei_event : APF_ARM64_SDEI_EVENT_DEFAULT;
     for (uint32_t i = 0; i < h->n_vcpus; i++)
         fe->regs[i].sdei_event = sdei;
@@ -48,9 +44,9 @@ void apf_kvm_arm64_destroy(struct apf_kvm_arm64 *fe)
 {
     if (fe == NULL)
         return;
-    const struct apf_allocator *a = &fe->host->alloc;
-    a->free(a->ctx, fe->regs, sizeof(*fe->regs) * fe->host->n_vcpus);
-    a->free(a->ctx, fe, sizeof(*fe));
+    const struct apf_host *h = fe->host;
+    apf__free(h, fe->regs, sizeof(*fe->regs) * h->n_vcpus);
+    apf__free(h, fe, sizeof(*fe));
 }
 
 uint64_t apf_kvm_arm64_features(void)

@@ -4,8 +4,6 @@
  * the raw MSR values (for rdmsr); all protocol state lives in the engine. The rules and
  * where libapf is stricter than KVM are listed in apf/host_kvm_x86.h.
  */
-#include <string.h>
-
 #include "apf/host_kvm_x86.h"
 #include "host/engine.h"
 
@@ -28,16 +26,14 @@ int apf_kvm_x86_create(struct apf_host *h, const struct apf_kvm_x86_config *cfg,
 {
     if (h == NULL || out == NULL || h->cfg.abi != APF_HOST_ABI_KVM_X86)
         return APF_EINVAL;
-    const struct apf_allocator *a = &h->alloc;
-    struct apf_kvm_x86 *fe = a->alloc(a->ctx, sizeof(*fe), 64);
+    struct apf_kvm_x86 *fe = apf__zalloc(h, sizeof(*fe));
     if (fe == NULL)
         return APF_ENOMEM;
-    fe->regs = a->alloc(a->ctx, sizeof(*fe->regs) * h->n_vcpus, 64);
+    fe->regs = apf__zalloc(h, sizeof(*fe->regs) * h->n_vcpus);
     if (fe->regs == NULL) {
-        a->free(a->ctx, fe, sizeof(*fe));
+        apf__free(h, fe, sizeof(*fe));
         return APF_ENOMEM;
     }
-    memset(fe->regs, 0, sizeof(*fe->regs) * h->n_vcpus);
     fe->host = h;
     fe->features = cfg && cfg->cpuid_features ? cfg->cpuid_features
                                               : (1u << APF_KVM_FEATURE_ASYNC_PF) |
@@ -51,9 +47,9 @@ void apf_kvm_x86_destroy(struct apf_kvm_x86 *fe)
 {
     if (fe == NULL)
         return;
-    const struct apf_allocator *a = &fe->host->alloc;
-    a->free(a->ctx, fe->regs, sizeof(*fe->regs) * fe->host->n_vcpus);
-    a->free(a->ctx, fe, sizeof(*fe));
+    const struct apf_host *h = fe->host;
+    apf__free(h, fe->regs, sizeof(*fe->regs) * h->n_vcpus);
+    apf__free(h, fe, sizeof(*fe));
 }
 
 /* The checks of MSR_KVM_ASYNC_PF_EN that need no engine state (Linux kvm_pv_enable_async_pf). */

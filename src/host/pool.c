@@ -114,16 +114,14 @@ size_t apf__pool_memory(uint32_t n_workers, uint32_t capacity)
 
 int apf__pool_create(struct apf_host *h, uint32_t n_workers, uint32_t capacity)
 {
-    const struct apf_allocator *a = &h->alloc;
-    struct apf__pool *p = a->alloc(a->ctx, sizeof(*p), 64);
+    struct apf__pool *p = apf__zalloc(h, sizeof(*p));
     if (p == NULL)
         return APF_ENOMEM;
-    memset(p, 0, sizeof(*p));
     p->host = h;
     p->capacity = capacity;
     p->spin_ns = h->cfg.worker_spin_ns;
-    p->ring = a->alloc(a->ctx, sizeof(struct apf__job) * capacity, 64);
-    p->threads = a->alloc(a->ctx, sizeof(pthread_t) * n_workers, 64);
+    p->ring = apf__zalloc(h, sizeof(struct apf__job) * capacity);
+    p->threads = apf__zalloc(h, sizeof(pthread_t) * n_workers);
     if (p->ring == NULL || p->threads == NULL)
         goto enomem;
     if (pthread_mutex_init(&p->lock, NULL) != 0)
@@ -143,18 +141,15 @@ int apf__pool_create(struct apf_host *h, uint32_t n_workers, uint32_t capacity)
     return 0;
 
 enomem:
-    if (p->threads)
-        a->free(a->ctx, p->threads, sizeof(pthread_t) * n_workers);
-    if (p->ring)
-        a->free(a->ctx, p->ring, sizeof(struct apf__job) * capacity);
-    a->free(a->ctx, p, sizeof(*p));
+    apf__free(h, p->threads, sizeof(pthread_t) * n_workers);
+    apf__free(h, p->ring, sizeof(struct apf__job) * capacity);
+    apf__free(h, p, sizeof(*p));
     return APF_ENOMEM;
 }
 
 void apf__pool_destroy(struct apf_host *h)
 {
     struct apf__pool *p = h->pool;
-    const struct apf_allocator *a = &h->alloc;
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     apf_store_release(&p->stop_flag, 1);
@@ -164,9 +159,9 @@ void apf__pool_destroy(struct apf_host *h)
         pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->lock);
-    a->free(a->ctx, p->threads, sizeof(pthread_t) * h->cfg.n_workers);
-    a->free(a->ctx, p->ring, sizeof(struct apf__job) * p->capacity);
-    a->free(a->ctx, p, sizeof(*p));
+    apf__free(h, p->threads, sizeof(pthread_t) * h->cfg.n_workers);
+    apf__free(h, p->ring, sizeof(struct apf__job) * p->capacity);
+    apf__free(h, p, sizeof(*p));
     h->pool = NULL;
 }
 

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fake_vmm.h"
 
+#include <check.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -215,4 +216,51 @@ void counting_alloc_init(struct counting_alloc *c, long fail_at)
     memset(c, 0, sizeof(*c));
     c->fail_at = fail_at;
     c->a = (struct apf_allocator){c_alloc, c_free, c};
+}
+
+void fake_engine_snap(struct fake_vmm *f, struct apf_host *h, uint32_t vcpu,
+                      struct fake_engine_snap *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->enabled = apf_host_vcpu_enabled(h, vcpu);
+    ck_assert_int_eq(apf_host_vcpu_save(h, vcpu, &s->st), 0);
+    s->np = fake_count(f, FAKE_NP, vcpu);
+    s->ready = fake_count(f, FAKE_READY, vcpu);
+    s->submit = fake_count(f, FAKE_SUBMIT, vcpu);
+    s->area_flags = fake_area_flags(f, vcpu);
+    s->area_token = fake_area_token(f, vcpu);
+}
+
+void fake_engine_assert_same(int line, const struct fake_engine_snap *b,
+                             const struct fake_engine_snap *a)
+{
+    ck_assert_msg(a->enabled == b->enabled, "line %d: enabled %d -> %d", line, b->enabled,
+                  a->enabled);
+    ck_assert_msg(a->st.version == b->st.version, "line %d: state.version changed", line);
+    ck_assert_msg(a->st.enabled == b->st.enabled, "line %d: state.enabled %u -> %u", line,
+                  b->st.enabled, a->st.enabled);
+    ck_assert_msg(a->st.area_gpa == b->st.area_gpa, "line %d: state.area_gpa %#llx -> %#llx",
+                  line, (unsigned long long)b->st.area_gpa, (unsigned long long)a->st.area_gpa);
+    ck_assert_msg(a->st.flags == b->st.flags, "line %d: state.flags %#x -> %#x", line,
+                  b->st.flags, a->st.flags);
+    ck_assert_msg(a->st.vector == b->st.vector, "line %d: state.vector %u -> %u", line,
+                  b->st.vector, a->st.vector);
+    ck_assert_msg(a->st.seq == b->st.seq, "line %d: state.seq %u -> %u", line, b->st.seq,
+                  a->st.seq);
+    ck_assert_msg(a->st.reserved == b->st.reserved, "line %d: state.reserved changed", line);
+    ck_assert_msg(a->np == b->np && a->ready == b->ready && a->submit == b->submit,
+                  "line %d: new injection: NP %zu -> %zu, READY %zu -> %zu, SUBMIT %zu -> %zu",
+                  line, b->np, a->np, b->ready, a->ready, b->submit, a->submit);
+    ck_assert_msg(a->area_flags == b->area_flags && a->area_token == b->area_token,
+                  "line %d: shared area changed: (%#x, %#x) -> (%#x, %#x)", line, b->area_flags,
+                  b->area_token, a->area_flags, a->area_token);
+}
+
+void fake_assert_nothing_queued(struct fake_vmm *f, struct apf_host *h, int line, uint32_t vcpu)
+{
+    size_t ready = fake_count(f, FAKE_READY, vcpu);
+    int r = apf_host_vcpu_before_entry(h, vcpu, GS_USER);
+    ck_assert_msg(r == 0, "line %d: before_entry returned %d (a \"page ready\" was queued)",
+                  line, r);
+    ck_assert_msg(fake_count(f, FAKE_READY, vcpu) == ready, "line %d: FAKE_READY logged", line);
 }

@@ -67,6 +67,21 @@ const struct fake_log_entry *fake_nth(struct fake_vmm *f, enum fake_ev ev, uint3
 long fake_index(struct fake_vmm *f, enum fake_ev ev, uint32_t vcpu, size_t n);
 void fake_log_clear(struct fake_vmm *f);
 
+/* What the engine shows of a vCPU, for "a refused call changed nothing" checks. */
+struct fake_engine_snap {
+    int enabled;
+    struct apf_host_vcpu_state st;
+    size_t np, ready, submit;
+    uint32_t area_flags, area_token;
+};
+void fake_engine_snap(struct fake_vmm *f, struct apf_host *h, uint32_t vcpu,
+                      struct fake_engine_snap *s);
+/* Check assertions naming the caller's `line` and the field that changed. */
+void fake_engine_assert_same(int line, const struct fake_engine_snap *before,
+                             const struct fake_engine_snap *after);
+/* Nothing is queued for delivery: the next entry injects no "page ready". */
+void fake_assert_nothing_queued(struct fake_vmm *f, struct apf_host *h, int line, uint32_t vcpu);
+
 /* Guest state of an ordinary user task with interrupts and APIC on. */
 #define GS_USER (APF_GS_USER | APF_GS_IRQ_ON | APF_GS_PAGING | APF_GS_IRQCHIP_ON)
 #define GS_KERNEL (APF_GS_IRQ_ON | APF_GS_PAGING | APF_GS_IRQCHIP_ON)

@@ -167,10 +167,7 @@ static uint32_t fault_async(uint32_t vcpu, uint64_t gpa)
 struct snap {
     struct apf_kvm_arm64_state fs;
     uint64_t irq_call;
-    int enabled;
-    struct apf_host_vcpu_state st;
-    size_t np, ready, submit;
-    uint32_t area_flags, area_token;
+    struct fake_engine_snap e; /* the engine's side */
 };
 
 static void snap_take(uint32_t vcpu, struct snap *s)
@@ -178,13 +175,7 @@ static void snap_take(uint32_t vcpu, struct snap *s)
     memset(s, 0, sizeof(*s));
     s->fs = get_state(vcpu);
     s->irq_call = apf_call(vcpu, F_IRQ, 0, 0);
-    s->enabled = apf_host_vcpu_enabled(g_h, vcpu);
-    ck_assert_int_eq(apf_host_vcpu_save(g_h, vcpu, &s->st), 0);
-    s->np = fake_count(&g_f, FAKE_NP, vcpu);
-    s->ready = fake_count(&g_f, FAKE_READY, vcpu);
-    s->submit = fake_count(&g_f, FAKE_SUBMIT, vcpu);
-    s->area_flags = fake_area_flags(&g_f, vcpu);
-    s->area_token = fake_area_token(&g_f, vcpu);
+    fake_engine_snap(&g_f, g_h, vcpu, &s->e);
 }
 
 static void unchanged_at(int line, uint32_t vcpu, const struct snap *b)
@@ -202,38 +193,14 @@ static void unchanged_at(int line, uint32_t vcpu, const struct snap *b)
                   (unsigned long long)b->fs.control, (unsigned long long)a.fs.control);
     ck_assert_msg(a.irq_call == b->irq_call, "line %d: IRQ call %#llx -> %#llx", line,
                   (unsigned long long)b->irq_call, (unsigned long long)a.irq_call);
-    ck_assert_msg(a.enabled == b->enabled, "line %d: enabled %d -> %d", line, b->enabled,
-                  a.enabled);
-    ck_assert_msg(a.st.version == b->st.version, "line %d: state.version changed", line);
-    ck_assert_msg(a.st.enabled == b->st.enabled, "line %d: state.enabled %u -> %u", line,
-                  b->st.enabled, a.st.enabled);
-    ck_assert_msg(a.st.area_gpa == b->st.area_gpa, "line %d: state.area_gpa %#llx -> %#llx",
-                  line, (unsigned long long)b->st.area_gpa, (unsigned long long)a.st.area_gpa);
-    ck_assert_msg(a.st.flags == b->st.flags, "line %d: state.flags %#x -> %#x", line,
-                  b->st.flags, a.st.flags);
-    ck_assert_msg(a.st.vector == b->st.vector, "line %d: state.vector %u -> %u", line,
-                  b->st.vector, a.st.vector);
-    ck_assert_msg(a.st.seq == b->st.seq, "line %d: state.seq %u -> %u", line, b->st.seq,
-                  a.st.seq);
-    ck_assert_msg(a.st.reserved == b->st.reserved, "line %d: state.reserved changed", line);
-    ck_assert_msg(a.np == b->np && a.ready == b->ready && a.submit == b->submit,
-                  "line %d: new injection: NP %zu -> %zu, READY %zu -> %zu, SUBMIT %zu -> %zu",
-                  line, b->np, a.np, b->ready, a.ready, b->submit, a.submit);
-    ck_assert_msg(a.area_flags == b->area_flags && a.area_token == b->area_token,
-                  "line %d: shared area changed: (%#x, %#x) -> (%#x, %#x)", line, b->area_flags,
-                  b->area_token, a.area_flags, a.area_token);
+    fake_engine_assert_same(line, &b->e, &a.e);
 }
 #define ck_assert_unchanged(vcpu, before) unchanged_at(__LINE__, (vcpu), (before))
 
 /* Nothing is queued: the next entry injects no "page ready". */
 static void nothing_queued_at(int line, uint32_t vcpu)
 {
-    size_t ready = fake_count(&g_f, FAKE_READY, vcpu);
-    int r = apf_host_vcpu_before_entry(g_h, vcpu, GS_USER);
-    ck_assert_msg(r == 0, "line %d: before_entry returned %d (a \"page ready\" was queued)",
-                  line, r);
-    ck_assert_msg(fake_count(&g_f, FAKE_READY, vcpu) == ready, "line %d: FAKE_READY logged",
-                  line);
+    fake_assert_nothing_queued(&g_f, g_h, line, vcpu);
 }
 #define ck_assert_nothing_queued(vcpu) nothing_queued_at(__LINE__, (vcpu))
 

@@ -138,10 +138,7 @@ static uint32_t fault_async(uint32_t vcpu, uint64_t gpa)
 struct snap {
     int rc_en, rc_int;
     uint64_t en, vec;
-    int enabled;
-    struct apf_host_vcpu_state st;
-    size_t np, ready, submit;
-    uint32_t area_flags, area_token;
+    struct fake_engine_snap e; /* the engine's side */
 };
 
 static void snap_take(uint32_t vcpu, struct snap *s)
@@ -151,13 +148,7 @@ static void snap_take(uint32_t vcpu, struct snap *s)
     s->vec = POISON64;
     s->rc_en = apf_kvm_x86_rdmsr(g_fe, vcpu, MSR_EN, &s->en);
     s->rc_int = apf_kvm_x86_rdmsr(g_fe, vcpu, MSR_INT, &s->vec);
-    s->enabled = apf_host_vcpu_enabled(g_h, vcpu);
-    ck_assert_int_eq(apf_host_vcpu_save(g_h, vcpu, &s->st), 0);
-    s->np = fake_count(&g_f, FAKE_NP, vcpu);
-    s->ready = fake_count(&g_f, FAKE_READY, vcpu);
-    s->submit = fake_count(&g_f, FAKE_SUBMIT, vcpu);
-    s->area_flags = fake_area_flags(&g_f, vcpu);
-    s->area_token = fake_area_token(&g_f, vcpu);
+    fake_engine_snap(&g_f, g_h, vcpu, &s->e);
 }
 
 static void unchanged_at(int line, uint32_t vcpu, const struct snap *b)
@@ -170,26 +161,7 @@ static void unchanged_at(int line, uint32_t vcpu, const struct snap *b)
     ck_assert_msg(a.rc_int == b->rc_int && a.vec == b->vec,
                   "line %d: MSR INT changed: rc %d -> %d, %#llx -> %#llx", line, b->rc_int,
                   a.rc_int, (unsigned long long)b->vec, (unsigned long long)a.vec);
-    ck_assert_msg(a.enabled == b->enabled, "line %d: enabled %d -> %d", line, b->enabled,
-                  a.enabled);
-    ck_assert_msg(a.st.version == b->st.version, "line %d: state.version changed", line);
-    ck_assert_msg(a.st.enabled == b->st.enabled, "line %d: state.enabled %u -> %u", line,
-                  b->st.enabled, a.st.enabled);
-    ck_assert_msg(a.st.area_gpa == b->st.area_gpa, "line %d: state.area_gpa %#llx -> %#llx",
-                  line, (unsigned long long)b->st.area_gpa, (unsigned long long)a.st.area_gpa);
-    ck_assert_msg(a.st.flags == b->st.flags, "line %d: state.flags %#x -> %#x", line,
-                  b->st.flags, a.st.flags);
-    ck_assert_msg(a.st.vector == b->st.vector, "line %d: state.vector %u -> %u", line,
-                  b->st.vector, a.st.vector);
-    ck_assert_msg(a.st.seq == b->st.seq, "line %d: state.seq %u -> %u", line, b->st.seq,
-                  a.st.seq);
-    ck_assert_msg(a.st.reserved == b->st.reserved, "line %d: state.reserved changed", line);
-    ck_assert_msg(a.np == b->np && a.ready == b->ready && a.submit == b->submit,
-                  "line %d: new injection: NP %zu -> %zu, READY %zu -> %zu, SUBMIT %zu -> %zu",
-                  line, b->np, a.np, b->ready, a.ready, b->submit, a.submit);
-    ck_assert_msg(a.area_flags == b->area_flags && a.area_token == b->area_token,
-                  "line %d: shared area changed: (%#x, %#x) -> (%#x, %#x)", line, b->area_flags,
-                  b->area_token, a.area_flags, a.area_token);
+    fake_engine_assert_same(line, &b->e, &a.e);
 }
 #define ck_assert_unchanged(vcpu, before) unchanged_at(__LINE__, (vcpu), (before))
 
@@ -197,12 +169,7 @@ static void unchanged_at(int line, uint32_t vcpu, const struct snap *b)
  * the state before the refused call had nothing queued. */
 static void nothing_queued_at(int line, uint32_t vcpu)
 {
-    size_t ready = fake_count(&g_f, FAKE_READY, vcpu);
-    int r = apf_host_vcpu_before_entry(g_h, vcpu, GS_USER);
-    ck_assert_msg(r == 0, "line %d: before_entry returned %d (a \"page ready\" was queued)",
-                  line, r);
-    ck_assert_msg(fake_count(&g_f, FAKE_READY, vcpu) == ready, "line %d: FAKE_READY logged",
-                  line);
+    fake_assert_nothing_queued(&g_f, g_h, line, vcpu);
 }
 #define ck_assert_nothing_queued(vcpu) nothing_queued_at(__LINE__, (vcpu))
 
@@ -372,7 +339,7 @@ START_TEST(test_int_and_ack_without_async_pf_int_feature_are_unsupported)
     uint64_t v = POISON64;
     ck_assert_int_eq(apf_kvm_x86_rdmsr(g_fe, 0, MSR_ACK, &v), APF_EOPNOTSUPP);
     ck_assert_uint_eq(stats(0).acks, 0);
-    ck_assert_uint_eq(before.st.vector, 0);
+    ck_assert_uint_eq(before.e.st.vector, 0);
     ck_assert_unchanged(0, &before);
 }
 END_TEST
