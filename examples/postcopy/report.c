@@ -301,7 +301,9 @@ static int write_png(const struct pc_opts *o, const struct pc_sweep_point *p, in
                         "use FILE.svg otherwise\n");
         return -ENOENT;
     }
-    char data[] = "/tmp/apf-postcopy-XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    char data[4096];
+    snprintf(data, sizeof(data), "%s/apf-postcopy-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     int fd = mkstemp(data);
     if (fd < 0)
         return -errno;
