@@ -184,10 +184,11 @@ int vmm_vm_setup_cpuid(struct vmm_vm *vm, int hide_apf, struct vmm_cpuid_info *i
 }
 
 /* Page tables: PML4[0] -> PDPT, PDPT[0..3] -> 4 PDs of 2 MiB pages: identity for 0-4 GiB.
- * The top GiB (local APIC page at 0xfee00000) is uncached. */
-static void build_page_tables(uint8_t *mem)
+ * The top GiB (local APIC page at 0xfee00000) is uncached. With @p user every entry also
+ * has U/S set, so code at CPL 3 may use the whole map. */
+static void build_page_tables(uint8_t *mem, int user)
 {
-    const uint64_t P = 1, RW = 2, PWT = 8, PCD = 16, PS = 128;
+    const uint64_t P = 1, RW = user ? 2 | 4 : 2, PWT = 8, PCD = 16, PS = 128;
     uint64_t *pml4 = (uint64_t *)(void *)(mem + GABI_PT_PML4);
     uint64_t *pdpt = (uint64_t *)(void *)(mem + GABI_PT_PDPT);
     uint64_t *pd = (uint64_t *)(void *)(mem + GABI_PT_PD);
@@ -217,22 +218,29 @@ static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
     s->db = code ? 0 : 1;
 }
 
-int vmm_vm_setup_long_mode(struct vmm_vm *vm, uint64_t entry, uint64_t arg)
+/* Page tables, the boot GDT, and in @p out a vCPU in 64-bit mode: CPL 0 (CS 0x08, DS 0x10)
+ * or, with @p user, CPL 3 (CS 0x33, DS 0x2b) with user-accessible page tables. No IDT. */
+static int long_mode_sregs(struct vmm_vm *vm, int user, struct kvm_sregs *out)
 {
-    build_page_tables(vm->low);
-    /* Boot GDT: null, 64-bit code (0x08), data (0x10), TSS (0x18, 16 bytes). */
+    build_page_tables(vm->low, user);
+    /* Boot GDT: null, 64-bit code (0x08), data (0x10), TSS (0x18, 16 bytes), user data
+     * (0x28, selector 0x2b), user 64-bit code (0x30, selector 0x33): the x86-64 layout
+     * SYSRET expects. */
     uint64_t *gdt = (uint64_t *)(void *)(vm->low + GABI_BOOT_GDT);
     gdt[0] = 0;
     gdt[1] = 0x00af9b000000ffffull;
     gdt[2] = 0x00cf93000000ffffull;
     gdt[3] = 0x00008b0000000067ull; /* busy 64-bit TSS at 0, limit 0x67 */
     gdt[4] = 0;
+    gdt[5] = 0x00cff3000000ffffull;
+    gdt[6] = 0x00affb000000ffffull;
 
     struct kvm_sregs sr;
     if (xioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
         return -errno;
-    set_seg(&sr.cs, 0x08, 11, 1);
-    set_seg(&sr.ds, 0x10, 3, 0);
+    set_seg(&sr.cs, user ? 0x33 : 0x08, 11, 1);
+    set_seg(&sr.ds, user ? 0x2b : 0x10, 3, 0);
+    sr.cs.dpl = sr.ds.dpl = user ? 3 : 0;
     sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
     memset(&sr.tr, 0, sizeof(sr.tr));
     sr.tr.selector = 0x18;
@@ -243,13 +251,24 @@ int vmm_vm_setup_long_mode(struct vmm_vm *vm, uint64_t entry, uint64_t arg)
     sr.ldt.type = 2;
     sr.ldt.unusable = 1;
     sr.gdt.base = GABI_BOOT_GDT;
-    sr.gdt.limit = 5 * 8 - 1;
+    sr.gdt.limit = 7 * 8 - 1;
     sr.idt.base = 0;
     sr.idt.limit = 0;
     sr.cr0 = 0x80050033ull; /* PG AM WP NE ET MP PE */
+    sr.cr2 = 0;
     sr.cr3 = GABI_PT_PML4;
     sr.cr4 = 0x20;   /* PAE */
     sr.efer = 0x500; /* LMA LME */
+    *out = sr;
+    return 0;
+}
+
+int vmm_vm_setup_long_mode(struct vmm_vm *vm, uint64_t entry, uint64_t arg)
+{
+    struct kvm_sregs sr;
+    int rc = long_mode_sregs(vm, 0, &sr);
+    if (rc < 0)
+        return rc;
     if (xioctl(vm->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
         return -errno;
 
@@ -262,6 +281,25 @@ int vmm_vm_setup_long_mode(struct vmm_vm *vm, uint64_t entry, uint64_t arg)
     if (xioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0)
         return -errno;
     return 0;
+}
+
+int vmm_vm_user_sregs(struct vmm_vm *vm, struct kvm_sregs *out)
+{
+    return long_mode_sregs(vm, 1, out);
+}
+
+int vmm_vm_set_msr(struct vmm_vm *vm, uint32_t index, uint64_t value)
+{
+    union {
+        struct kvm_msrs hdr;
+        uint8_t raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+    } m;
+    memset(&m, 0, sizeof(m));
+    m.hdr.nmsrs = 1;
+    m.hdr.entries[0].index = index;
+    m.hdr.entries[0].data = value;
+    int rc = xioctl(vm->vcpu_fd, KVM_SET_MSRS, &m);
+    return rc < 0 ? -errno : rc;
 }
 
 int vmm_vm_get_msrs(struct vmm_vm *vm, const uint32_t *index, uint64_t *value, int n)

@@ -44,6 +44,14 @@ int vmm_vm_setup_cpuid(struct vmm_vm *vm, int hide_apf, struct vmm_cpuid_info *i
 /* Identity page tables for 0-4 GiB, a boot GDT, and a vCPU in 64-bit mode at @p entry with
  * RDI = @p arg. 0 or -errno. */
 int vmm_vm_setup_long_mode(struct vmm_vm *vm, uint64_t entry, uint64_t arg);
+/* Identity page tables for 0-4 GiB usable at CPL 3, a GDT with user segments (CS 0x33,
+ * SS 0x2b), and in @p out the special registers of a vCPU in 64-bit user mode with no IDT
+ * (any event delivered to it shuts the VM down; the caller sets them with KVM_SET_SREGS).
+ * 0 or -errno. */
+int vmm_vm_user_sregs(struct vmm_vm *vm, struct kvm_sregs *out);
+/* KVM_SET_MSRS of one MSR, as the VMM (host-initiated). 1 if KVM took it, 0 if it refused
+ * the value, or -errno. Not while KVM_RUN is in progress. */
+int vmm_vm_set_msr(struct vmm_vm *vm, uint32_t index, uint64_t value);
 /* KVM_GET_MSRS: read @p n MSRs. Returns how many were read, or -errno. Must not be called
  * while KVM_RUN is in progress (it would block). */
 int vmm_vm_get_msrs(struct vmm_vm *vm, const uint32_t *index, uint64_t *value, int n);
