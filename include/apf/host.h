@@ -277,8 +277,12 @@ APF_API int apf_host_vcpu_halted(struct apf_host *h, uint32_t vcpu);
  * @param status 0 if the page is now present; a negative code if it could not be made
  *        present (the vCPU will retry the access synchronously).
  * @return 0; APF_EINVAL for an unknown vCPU, a token that cannot be valid (0, wake-all, other
- *         vCPU's) or a positive status; APF_ENOENT if @p token is not outstanding (unknown,
- *         or stale: its slot was reused); APF_EALREADY if it was completed already.
+ *         vCPU's), a positive status, or an engine with worker threads (they complete their
+ *         own work); APF_ENOENT if @p token is not outstanding (unknown, or stale: its slot
+ *         was reused); APF_EALREADY if it was completed already. A stale token is recognised
+ *         while its slot has been reused fewer than 2^20 / P times since (P = max_outstanding
+ *         rounded up to a power of two: 16384 times at the default 64): tokens carry KVM's
+ *         20-bit sequence number, so after that a value can come back, as in KVM.
  */
 APF_API int apf_host_complete(struct apf_host *h, uint32_t vcpu, uint32_t token, int status);
 

@@ -78,7 +78,9 @@ int apf__complete(struct apf__vcpu *v, uint32_t token, int status)
 int apf_host_complete(struct apf_host *h, uint32_t vcpu, uint32_t token, int status)
 {
     struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
-    if (v == NULL || status > 0)
+    /* With workers, each job holds the only right to complete its token: an embedder's
+     * completion would race the worker's (which then finds its token done). */
+    if (v == NULL || status > 0 || h->pool != NULL)
         return APF_EINVAL;
     return apf__complete(v, token, status);
 }

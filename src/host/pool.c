@@ -24,12 +24,14 @@ struct apf__pool {
     pthread_cond_t cv;
     struct apf__job *ring; /* capacity entries */
     uint32_t capacity;
-    uint32_t head, tail; /* free-running, under lock */
+    uint32_t head;  /* index of the oldest job, < capacity; under lock */
+    uint32_t count; /* jobs in the ring; under lock. (Free-running head/tail counters would
+                     * break at their 2^32 wrap: capacity is rarely a power of two.) */
     uint32_t idle;       /* workers waiting on cv */
     bool stop;
     uint64_t spin_ns;
     _Atomic uint32_t stop_flag; /* `stop`, readable without the lock */
-    _Atomic uint32_t queued;   /* tail - head, readable without the lock */
+    _Atomic uint32_t queued;   /* count, readable without the lock */
     _Atomic uint32_t spinning; /* workers polling `queued` */
     uint32_t n_threads;
     pthread_t *threads;
@@ -76,7 +78,7 @@ static void *apf__worker(void *arg)
             apf__worker_spin(p);
         spun = true;
         pthread_mutex_lock(&p->lock);
-        while (p->head == p->tail && !p->stop) {
+        while (p->count == 0 && !p->stop) {
             p->idle++;
             pthread_cond_wait(&p->cv, &p->lock);
             p->idle--;
@@ -85,8 +87,9 @@ static void *apf__worker(void *arg)
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        struct apf__job job = p->ring[p->head % p->capacity];
-        p->head++;
+        struct apf__job job = p->ring[p->head];
+        p->head = p->head + 1 == p->capacity ? 0 : p->head + 1;
+        p->count--;
         atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
         spun = false;
@@ -169,9 +172,10 @@ void apf__pool_submit(struct apf_host *h, const struct apf__job *job)
 {
     struct apf__pool *p = h->pool;
     pthread_mutex_lock(&p->lock);
-    APF__BUG_ON(p->tail - p->head >= p->capacity); /* sized for every slot */
-    p->ring[p->tail % p->capacity] = *job;
-    p->tail++;
+    APF__BUG_ON(p->count >= p->capacity); /* sized for every slot */
+    uint32_t at = p->head + p->count; /* < 2 * capacity <= 2^25: no overflow */
+    p->ring[at >= p->capacity ? at - p->capacity : at] = *job;
+    p->count++;
     uint32_t queued = atomic_fetch_add_explicit(&p->queued, 1, memory_order_seq_cst) + 1;
     /* A spinning worker takes it without a wake-up; wake a sleeper only for the rest. */
     bool wake = p->idle > 0 && queued > atomic_load_explicit(&p->spinning, memory_order_seq_cst);

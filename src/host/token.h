@@ -10,8 +10,12 @@
  * slot index (seq & (cap - 1), cap a power of two). So the work of a token is found in O(1)
  * (apf__token_slot), and uniqueness among the outstanding tokens holds by construction,
  * across wrap-around too: two outstanding tokens live in different slots, hence differ.
- * Free slots are reused in FIFO order and `seq` only moves forward, so a token value comes
- * back only after 2^20 allocations of the vCPU, as in KVM.
+ * Free slots are reused in FIFO order and `seq` only moves forward. A slot can take only
+ * 2^20 / cap different tokens (its seq values are congruent to its index), so a token value
+ * comes back after 2^20 / cap allocations *of that slot*: after 2^20 allocations of the vCPU
+ * when all slots cycle in FIFO order (as in KVM), but sooner when one slot cycles while the
+ * others stay outstanding (256 reuses of one slot at cap 4096). A stale completion is
+ * therefore refused only within that window (apf_host_complete()).
  */
 #ifndef APF_SRC_HOST_TOKEN_H
 #define APF_SRC_HOST_TOKEN_H

@@ -92,6 +92,60 @@ START_TEST(test_many_faults_each_answered_exactly_once)
 }
 END_TEST
 
+/* 3 vCPUs x 64 slots: a job ring of 192, not a power of two. 600 jobs go round it three
+ * times; each fault is answered by exactly its own token. */
+START_TEST(test_ring_of_odd_size_wraps_without_losing_jobs)
+{
+    struct apf_host_config c = fake_config(&F, 3, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
+    ck_assert_ptr_nonnull(h);
+    for (uint32_t round = 0; round < 200; round++) {
+        uint32_t toks[3];
+        for (uint32_t v = 0; v < 3; v++) {
+            uint64_t gpa = 0x100000 + ((uint64_t)round * 3 + v) * 0x1000;
+            ck_assert_int_eq(apf_host_vcpu_fault(h, v, gpa, GS_USER), APF_FAULT_ASYNC);
+            toks[v] = fake_nth(&F, FAKE_NP, v, round)->value;
+        }
+        for (uint32_t v = 0; v < 3; v++) {
+            ck_assert_int_eq(wait_ready(h, v), 1);
+            ck_assert_uint_eq(fake_area_token(&F, v), toks[v]);
+            fake_area_write(&F, v, 0, 0);
+            ck_assert_int_eq(apf_host_vcpu_ack(h, v), 1);
+        }
+    }
+    ck_assert_uint_eq(atomic_load(&F.resolves), 600);
+    for (uint32_t v = 0; v < 3; v++) {
+        struct apf_host_vcpu_stats s;
+        apf_host_vcpu_stats(h, v, &s);
+        ck_assert_uint_eq(s.ready_delivered, 200);
+        ck_assert_uint_eq(s.outstanding, 0);
+    }
+    apf_host_destroy(h);
+}
+END_TEST
+
+/* With workers, each job completes its own token: apf_host_complete() is refused and
+ * changes nothing (the worker's completion still brings exactly one "page ready"). */
+START_TEST(test_embedder_complete_refused_with_workers)
+{
+    struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(apf_host_vcpu_fault(h, 0, 0x9000, GS_USER), APF_FAULT_ASYNC);
+    uint32_t t = fake_nth(&F, FAKE_NP, 0, 0)->value;
+    ck_assert_int_eq(apf_host_complete(h, 0, t, 0), APF_EINVAL);
+    ck_assert_int_eq(apf_host_complete(h, 0, t, APF_EIO), APF_EINVAL);
+    ck_assert_int_eq(wait_ready(h, 0), 1);
+    ck_assert_uint_eq(fake_area_token(&F, 0), t);
+    struct apf_host_vcpu_stats s;
+    apf_host_vcpu_stats(h, 0, &s);
+    ck_assert_uint_eq(s.completions, 1);
+    ck_assert_uint_eq(s.resolve_failures, 0);
+    ck_assert_uint_eq(s.outstanding, 0);
+    apf_host_destroy(h);
+}
+END_TEST
+
 START_TEST(test_resolve_failure_reaches_the_vcpu)
 {
     struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
@@ -223,6 +277,8 @@ static Suite *pool_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_workers_resolve_and_ready_follows);
     tcase_add_test(tc, test_many_faults_each_answered_exactly_once);
+    tcase_add_test(tc, test_ring_of_odd_size_wraps_without_losing_jobs);
+    tcase_add_test(tc, test_embedder_complete_refused_with_workers);
     tcase_add_test(tc, test_resolve_failure_reaches_the_vcpu);
     tcase_add_test(tc, test_disabled_vcpu_queued_work_skips_resolve);
     tcase_add_test(tc, test_destroy_waits_for_resolve_in_progress);
