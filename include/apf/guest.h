@@ -230,7 +230,11 @@ APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
  * says the context cannot sleep, halts the CPU until that token's "page ready" arrives),
  * then returns 1: the task retries its access. Any other value, or an invalid token, is
  * reported, cleared and returns 1 without harm (the access is retried).
- * Context: the faulting task's context, on @p cpu.
+ * Context: the faulting task's context, on @p cpu, called before the exception path
+ * enables interrupts (x86: first thing in the \#PF handler, as the interrupt gate left
+ * them off; arm64: inside the SDEI handler). "Page ready" interrupts that arrive later, but
+ * before the task is in the sleep table, are handled: a lost wake-up or a wake-all of this
+ * CPU in that window makes the task retry instead of sleeping.
  * @param g Runtime.
  * @param cpu This CPU.
  * @param token_hint x86: CR2 (the token); arm64: ignored (the token is in the area).

@@ -244,6 +244,12 @@ int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hin
     if (!apf_load_relaxed(&c->enabled))
         return 0;
     uint64_t e0 = apf_load_relaxed(&g->lost_epoch);
+    /* The waiter's reference epoch (sleep_table.c): a loss after this point, or one this
+     * CPU had not seen through before this exception, makes it retry instead of sleeping.
+     * Taken here, not when it reaches the table, so entry points that complete in between
+     * cannot hide a loss. */
+    struct apf__window win = {.ref_epoch = e0 < c->seen_epoch ? e0 : c->seen_epoch,
+                              .wake_all_gen = apf_load_relaxed(&c->wake_all_gen)};
     uint32_t reason = apf_load_relaxed(&c->area.flags);
     if (reason == APF_REASON_NONE)
         return 0; /* a genuine fault: the kernel's own handler takes it */
@@ -264,7 +270,7 @@ int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hin
     } else {
         apf_counter_inc(&c->stats.not_present);
         apf__gtrace(g, APF_TRACE_GUEST_NOT_PRESENT, cpu, token, 0);
-        apf__st_wait(g, cpu, token);
+        apf__st_wait(g, cpu, token, &win);
     }
     entry_done(c, e0);
     return 1;

@@ -49,7 +49,9 @@ struct apf__gstats {
 struct apf__gcpu {
     _Alignas(64) struct apf__area area; /* first: 64-byte aligned as the protocol requires */
     _Atomic uint32_t enabled; /* written on this CPU; read by statistics from anywhere */
-    uint32_t pad;
+    /* Wake-alls of this CPU so far (apf__st_wake_cpu): a waiter whose window contains one
+     * must not sleep (see sleep_table.c). */
+    _Atomic uint32_t wake_all_gen;
     /* Lost-wake-up epoch this CPU has seen through: the value read at the start of its
      * most recent entry point that has completed (see sleep_table.c). Only this CPU. */
     uint64_t seen_epoch;
@@ -83,7 +85,13 @@ struct apf_guest {
 /* sleep_table.c */
 void apf__st_init(struct apf_guest *g);
 /* The current task waits for `token` on `cpu` (task context). */
-void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token);
+/* Where a waiter's window began (apf_guest_on_exception): see apf__st_wait. */
+struct apf__window {
+    uint64_t ref_epoch;    /* lost-wake-up epoch reference */
+    uint32_t wake_all_gen; /* this CPU's wake_all_gen */
+};
+void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token,
+                  const struct apf__window *win);
 /* "page ready" for `token` arrived on `cpu` (interrupt context): returns waiters woken. */
 uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token);
 /* Wake every waiter of `cpu` and free its placeholders: returns waiters woken. */

@@ -72,22 +72,31 @@ static void pool_put(struct apf_guest *g, struct apf_guest_waiter *p)
 
 /*
  * Rule (pool exhaustion: never lose a wake-up). When the waking CPU has no placeholder
- * left in its share of the pool, apf__st_wake
- * cannot record the token; it bumps g->lost_epoch instead. The task that owns the lost
- * token is, at that moment, on some CPU between taking "not present" and reaching this
- * table (that is the only way a "page ready" can beat its waiter), and a CPU is in that
- * window for at most one token at a time. Every entry point records, when it completes,
- * the epoch it read when it began (seen_epoch). So while a CPU's seen_epoch is behind
- * lost_epoch, its next waiter may be the owner of a lost token: such a waiter does not
- * sleep but returns at once, and the task retries its access. That is always safe (the
- * page is present, or the host halts the vCPU on the frame still in flight) and costs at
- * most one retry per CPU per lost token. Nothing is lost and no memory is needed.
+ * left in its share of the pool, apf__st_wake cannot record the token; it bumps
+ * g->lost_epoch instead. The task that owns the lost token is, at that moment, between
+ * taking "not present" and reaching this table (that is the only way a "page ready" can
+ * beat its waiter). So a waiter compares lost_epoch with a reference epoch fixed when its
+ * exception began (apf_guest_on_exception): the smaller of
+ *   - the epoch read at that moment: any loss after it may be its own token, however many
+ *     other entry points complete before it reaches the table; and
+ *   - the epoch this CPU had seen through then (seen_epoch: every entry point records,
+ *     when it completes, the epoch it read when it began): a loss that happened on this
+ *     CPU after the "not present" but before the handler ran (an interrupt taken first).
+ * If lost_epoch is beyond the reference, the waiter does not sleep but returns at once and
+ * the task retries its access. That is always safe (the page is present, or the host halts
+ * the vCPU on the frame still in flight) and costs at most one retry per waiter in the
+ * window of a loss. Nothing is lost and no memory is needed.
+ * A wake-all of the waiter's CPU in the same window answers its token as well (a host may
+ * send no "page ready" for it any more: libapf-host does not): the waiter compares the
+ * CPU's wake_all_gen with the value at its exception and does not sleep either.
  * Called with the waiter's bucket lock held: the waker bumps the epoch under the same
  * lock, so the owner of a token lost in this bucket always sees it.
  */
-static bool apf__st_must_not_sleep(struct apf_guest *g, uint32_t cpu)
+static bool apf__st_must_not_sleep(struct apf_guest *g, uint32_t cpu,
+                                   const struct apf__window *win)
 {
-    return apf_load_relaxed(&g->lost_epoch) > g->cpus[cpu].seen_epoch;
+    return apf_load_relaxed(&g->lost_epoch) > win->ref_epoch ||
+           apf_load_relaxed(&g->cpus[cpu].wake_all_gen) != win->wake_all_gen;
 }
 
 static inline void wake_one(struct apf_guest *g, uint32_t by_cpu, struct apf_guest_waiter *w)
@@ -103,7 +112,8 @@ static inline void wake_one(struct apf_guest *g, uint32_t by_cpu, struct apf_gue
     g->cfg.env->wake(g->cfg.env_ctx, task, cpu, halted);
 }
 
-void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token)
+void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token,
+                  const struct apf__window *win)
 {
     const struct apf_guest_env_ops *env = g->cfg.env;
     struct apf__gstats *st = &g->cpus[cpu].stats;
@@ -125,7 +135,7 @@ void apf__st_wait(struct apf_guest *g, uint32_t cpu, uint32_t token)
             return;
         }
     }
-    if (apf__st_must_not_sleep(g, cpu)) {
+    if (apf__st_must_not_sleep(g, cpu, win)) {
         bunlk(g, &b->lock, f);
         apf_counter_inc(&st->retries);
         return;
@@ -201,6 +211,9 @@ uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu)
     /* Nothing of this CPU in the table: skip the walk over every bucket. Exact, because only
      * this CPU adds its waiters (apf__st_wait) and its placeholders (apf__st_wake), and we
      * are on this CPU now. */
+    /* A waiter of this CPU still on its way to the table (its "not present" came before
+     * this broadcast) must not sleep: a "page ready" may never follow for its token. */
+    atomic_fetch_add_explicit(&g->cpus[cpu].wake_all_gen, 1, memory_order_relaxed);
     const struct apf__gstats *st = &g->cpus[cpu].stats;
     if (apf_load_relaxed(&st->waiting) == 0 && apf_load_relaxed(&st->placeholders_in_use) == 0)
         return 0;

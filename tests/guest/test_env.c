@@ -23,7 +23,13 @@ static uint32_t t_cpu(void *ctx)
 
 static int t_can_sleep(void *ctx)
 {
-    return ((struct tenv *)ctx)->can_sleep;
+    struct tenv *e = ctx;
+    void (*hook)(struct tenv *) = e->in_window;
+    if (hook) {
+        e->in_window = NULL;
+        hook(e);
+    }
+    return e->can_sleep;
 }
 
 static void t_sleep(void *ctx, struct apf_guest_waiter *w)

@@ -37,6 +37,9 @@ struct tenv {
     int locks_held;
     /* called while the current task "sleeps" / the CPU "halts": deliver what wakes it */
     void (*while_asleep)(struct tenv *e, struct apf_guest_waiter *w);
+    /* called from can_sleep, i.e. after "not present" was read and before the waiter is in
+     * the table: interrupts that arrive in that window (each hook runs once, then clears) */
+    void (*in_window)(struct tenv *e);
     int sleeps, halts;
     struct tev log[TEV_MAX];
     int nlog;

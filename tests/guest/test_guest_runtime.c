@@ -346,6 +346,62 @@ START_TEST(test_pool_exhaustion_never_loses_a_wakeup)
 }
 END_TEST
 
+/* Two interrupts in the window of the waiter for 0x3000 on CPU 0, pool empty: the "page
+ * ready" of 0x3000 itself (cannot be recorded), then a spurious one, a complete entry point
+ * that began after the loss. (Review finding: the CPU-wide epoch the second one advanced
+ * made the waiter sleep on its lost token for ever.) */
+static void two_interrupts_in_window(struct tenv *e)
+{
+    take_ready(0, 0x3000);
+    e->cur_cpu = 0;
+    ck_assert_int_eq(apf_guest_on_interrupt(e->g, 0), 0); /* slot empty: spurious */
+}
+
+START_TEST(test_lost_wakeup_survives_a_later_entry_in_the_window)
+{
+    struct apf_guest_config c = tenv_config(&E, 1, 1); /* one placeholder */
+    tenv_start(&E, &c);
+    take_ready(0, 0x1000); /* takes the only placeholder (nobody waits for 0x1000 yet) */
+    ck_assert_uint_eq(gstats(0).placeholders_in_use, 1);
+    E.in_window = two_interrupts_in_window;
+    ck_assert_int_eq(take_np(0, 0x3000), 1);
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.lost_wakeups, 1);
+    ck_assert_uint_eq(s.spurious, 1);
+    ck_assert_uint_eq(s.retries, 1); /* 0x3000's task returned to retry its access */
+    ck_assert_int_eq(E.sleeps, 0);   /* ... instead of sleeping for ever */
+    ck_assert_uint_eq(s.waiting, 0);
+}
+END_TEST
+
+/* A wake-all in the window: it answers every "not present" before it, including the one
+ * whose waiter is not in the table yet (the host owes no "page ready" for it any more). */
+static void wake_all_in_window(struct tenv *e)
+{
+    (void)e;
+    take_ready(0, APF_TOKEN_WAKE_ALL);
+}
+
+START_TEST(test_wake_all_in_the_window_is_not_lost)
+{
+    struct apf_guest_config c = tenv_config(&E, 1, 0);
+    tenv_start(&E, &c);
+    E.in_window = wake_all_in_window;
+    ck_assert_int_eq(take_np(0, 0x7000), 1);
+    ck_assert_int_eq(E.sleeps, 0);
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.wake_all, 1);
+    ck_assert_uint_eq(s.retries, 1);
+    ck_assert_uint_eq(s.waiting, 0);
+    /* the next waiter (its "not present" after the wake-all) sleeps normally */
+    E.while_asleep = deliver_ready;
+    ready_token = 0x8000;
+    ck_assert_int_eq(take_np(0, 0x8000), 1);
+    ck_assert_int_eq(E.sleeps, 1);
+    ck_assert_uint_eq(gstats(0).retries, 1);
+}
+END_TEST
+
 static void deliver_ready_any_cpu(struct tenv *e, struct apf_guest_waiter *w)
 {
     (void)w;
@@ -530,6 +586,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_unknown_token_placeholders_freed_by_wake_all_of_that_cpu);
     tcase_add_test(tc, test_wake_all_wakes_every_sleeper_of_its_cpu_only);
     tcase_add_test(tc, test_pool_exhaustion_never_loses_a_wakeup);
+    tcase_add_test(tc, test_lost_wakeup_survives_a_later_entry_in_the_window);
+    tcase_add_test(tc, test_wake_all_in_the_window_is_not_lost);
     tcase_add_test(tc, test_context_that_cannot_sleep_halts_until_ready);
     tcase_add_test(tc, test_offline_disables_then_wakes_local_sleepers);
     tcase_add_test(tc, test_trace_events_in_protocol_order);
