@@ -229,7 +229,8 @@ APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
  * it. "Not present" puts the current task to sleep on the token (or, if the environment
  * says the context cannot sleep, halts the CPU until that token's "page ready" arrives),
  * then returns 1: the task retries its access. Any other value, or an invalid token, is
- * reported, cleared and returns 1 without harm (the access is retried).
+ * reported, cleared and returns 1 without harm (the access is retried); except a "page
+ * ready" in an area that carries the reason (arm64), which is left for the interrupt.
  * Context: the faulting task's context, on @p cpu, called before the exception path
  * enables interrupts (x86: first thing in the \#PF handler, as the interrupt gate left
  * them off; arm64: inside the SDEI handler). "Page ready" interrupts that arrive later, but
@@ -246,7 +247,9 @@ APF_API int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t t
 /**
  * @brief The "page ready" interrupt: read the token, wake its sleeper (or all of this CPU's
  * sleepers for the wake-all token), clear the token, then ACK through the backend, in that
- * order. An empty slot (token 0) is counted as spurious and not ACKed.
+ * order. An empty slot (token 0) is counted as spurious and not ACKed; so is an area that
+ * carries the reason (arm64) and holds a "not present": it is left for
+ * apf_guest_on_exception().
  * The kernel sends its own end-of-interrupt (x86 local APIC EOI).
  * Context: interrupt context, on @p cpu.
  * @param g Runtime.

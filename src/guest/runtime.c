@@ -255,6 +255,14 @@ int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hin
         return 0; /* a genuine fault: the kernel's own handler takes it */
 
     bool in_area = (g->caps & APF_BACKEND_CAP_TOKEN_IN_AREA) != 0;
+    if (in_area && reason == APF_REASON_READY) {
+        /* arm64: a "page ready" waiting for its interrupt, not ours to consume: clearing it
+         * would leave the host waiting for an ACK for ever. Leave it; retry the access. */
+        apf_counter_inc(&c->stats.bad_host_values);
+        apf__glog(g, 1, "not-present event with a page ready in the area, left:", cpu, reason);
+        entry_done(c, e0);
+        return 1;
+    }
     uint32_t token = in_area ? apf_load_relaxed(&c->area.token) : token_hint;
     /* Reset the reason (and, where it carries it, the token) so a real fault can follow. */
     apf_store_relaxed(&c->area.flags, 0);
@@ -304,6 +312,13 @@ int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu)
     }
     uint32_t woken = 0;
     uint32_t reason = in_area ? apf_load_relaxed(&c->area.flags) : APF_REASON_READY;
+    if (reason == APF_REASON_NOT_PRESENT) {
+        /* arm64: a "not present" whose event has not been handled yet, not ours to consume:
+         * leave it for apf_guest_on_exception() and do not ACK (no "page ready" to free). */
+        apf_counter_inc(&c->stats.spurious);
+        entry_done(c, e0);
+        return 0;
+    }
     apf__gtrace(g, APF_TRACE_GUEST_READY, cpu, token, 0);
     if (reason != APF_REASON_READY) {
         apf_counter_inc(&c->stats.bad_host_values);

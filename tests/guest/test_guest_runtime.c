@@ -520,16 +520,44 @@ START_TEST(test_arm64_style_token_in_area_and_reason_checked)
     ck_assert_uint_eq(E.log[tenv_index(&E, TEV_SLEEP, 0)].token, 0x4000);
     ck_assert_uint_eq(tenv_area_flags(&E, 0), 0);
     ck_assert_uint_eq(tenv_area_token(&E, 0), 0);
-    /* "page ready" with a wrong reason: dropped, cleared, still ACKed (frees the host) */
+    /* An interrupt while the area holds a "not present" (its event not handled yet): not
+     * consumed, not ACKed; the exception then takes it normally. */
     struct apf_shared_area *a = (struct apf_shared_area *)(uintptr_t)apf_guest_area(E.g, 0);
     a->flags = APF_REASON_NOT_PRESENT;
     a->token = 0x5000;
     ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    ck_assert_uint_eq(gstats(0).spurious, 1);
+    ck_assert_uint_eq(a->flags, APF_REASON_NOT_PRESENT);
+    ck_assert_uint_eq(a->token, 0x5000);
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 1);
+    ready_token = 0x5000;
+    E.cur_cpu = 0;
+    ck_assert_int_eq(apf_guest_on_exception(E.g, 0, 0), 1);
+    ck_assert_int_eq(E.sleeps, 2);
+    ck_assert_uint_eq(a->flags, 0);
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 2);
+    /* The event while the area holds a "page ready" (its interrupt not taken yet): left in
+     * place for the interrupt, which then wakes and ACKs; nothing slept on it. */
+    a->flags = APF_REASON_READY;
+    a->token = 0x6000;
+    ck_assert_int_eq(apf_guest_on_exception(E.g, 0, 0), 1);
     ck_assert_uint_eq(gstats(0).bad_host_values, 1);
-    ck_assert_uint_eq(gstats(0).placeholders, 0);
+    ck_assert_uint_eq(a->flags, APF_REASON_READY);
+    ck_assert_uint_eq(a->token, 0x6000);
+    ck_assert_int_eq(E.sleeps, 2);
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0); /* nobody waits: a placeholder */
+    ck_assert_uint_eq(gstats(0).placeholders, 1);
     ck_assert_uint_eq(a->flags, 0);
     ck_assert_uint_eq(a->token, 0);
-    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 2);
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 3);
+    /* A "page ready" with a reason that is neither: dropped, cleared, still ACKed. */
+    a->flags = 7;
+    a->token = 0x7000;
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    ck_assert_uint_eq(gstats(0).bad_host_values, 2);
+    ck_assert_uint_eq(a->flags, 0);
+    ck_assert_uint_eq(a->token, 0);
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 4);
 }
 END_TEST
 
