@@ -16,7 +16,7 @@ struct apf__kvm_arm64_regs {
 
 struct apf_kvm_arm64 {
     struct apf_host *host;
-    struct apf__kvm_arm64_regs *regs;
+    struct apf__kvm_arm64_regs regs[]; /* one per vCPU, in the same allocation */
 };
 
 int apf_kvm_arm64_create(struct apf_host *h, const struct apf_kvm_arm64_config *cfg,
@@ -24,14 +24,9 @@ int apf_kvm_arm64_create(struct apf_host *h, const struct apf_kvm_arm64_config *
 {
     if (h == NULL || out == NULL || h->cfg.abi != APF_HOST_ABI_ARM64)
         return APF_EINVAL;
-    struct apf_kvm_arm64 *fe = apf__zalloc(h, sizeof(*fe));
+    struct apf_kvm_arm64 *fe = apf__zalloc(h, sizeof(*fe) + sizeof(fe->regs[0]) * h->n_vcpus);
     if (fe == NULL)
         return APF_ENOMEM;
-    fe->regs = apf__zalloc(h, sizeof(*fe->regs) * h->n_vcpus);
-    if (fe->regs == NULL) {
-        apf__free(h, fe, sizeof(*fe));
-        return APF_ENOMEM;
-    }
     uint32_t sdei = cfg && cfg->sdei_event ? cfg->sdei_event : APF_ARM64_SDEI_EVENT_DEFAULT;
     for (uint32_t i = 0; i < h->n_vcpus; i++)
         fe->regs[i].sdei_event = sdei;
@@ -45,8 +40,7 @@ void apf_kvm_arm64_destroy(struct apf_kvm_arm64 *fe)
     if (fe == NULL)
         return;
     const struct apf_host *h = fe->host;
-    apf__free(h, fe->regs, sizeof(*fe->regs) * h->n_vcpus);
-    apf__free(h, fe, sizeof(*fe));
+    apf__free(h, fe, sizeof(*fe) + sizeof(fe->regs[0]) * h->n_vcpus);
 }
 
 uint64_t apf_kvm_arm64_features(void)

@@ -16,7 +16,7 @@ struct apf_kvm_x86 {
     struct apf_host *host;
     uint32_t features;
     uint32_t no_lapic;
-    struct apf__kvm_x86_regs *regs; /* one per vCPU */
+    struct apf__kvm_x86_regs regs[]; /* one per vCPU, in the same allocation */
 };
 
 #define FEATURE(fe, bit) (((fe)->features >> (bit)) & 1u)
@@ -26,14 +26,9 @@ int apf_kvm_x86_create(struct apf_host *h, const struct apf_kvm_x86_config *cfg,
 {
     if (h == NULL || out == NULL || h->cfg.abi != APF_HOST_ABI_KVM_X86)
         return APF_EINVAL;
-    struct apf_kvm_x86 *fe = apf__zalloc(h, sizeof(*fe));
+    struct apf_kvm_x86 *fe = apf__zalloc(h, sizeof(*fe) + sizeof(fe->regs[0]) * h->n_vcpus);
     if (fe == NULL)
         return APF_ENOMEM;
-    fe->regs = apf__zalloc(h, sizeof(*fe->regs) * h->n_vcpus);
-    if (fe->regs == NULL) {
-        apf__free(h, fe, sizeof(*fe));
-        return APF_ENOMEM;
-    }
     fe->host = h;
     fe->features = cfg && cfg->cpuid_features ? cfg->cpuid_features
                                               : (1u << APF_KVM_FEATURE_ASYNC_PF) |
@@ -48,8 +43,7 @@ void apf_kvm_x86_destroy(struct apf_kvm_x86 *fe)
     if (fe == NULL)
         return;
     const struct apf_host *h = fe->host;
-    apf__free(h, fe->regs, sizeof(*fe->regs) * h->n_vcpus);
-    apf__free(h, fe, sizeof(*fe));
+    apf__free(h, fe, sizeof(*fe) + sizeof(fe->regs[0]) * h->n_vcpus);
 }
 
 /* The checks of MSR_KVM_ASYNC_PF_EN that need no engine state (Linux kvm_pv_enable_async_pf). */
