@@ -92,10 +92,17 @@ function(apf_add_library part)
 
   add_library(apf_${part} $<TARGET_OBJECTS:${objs}>)
   add_library(apf::${part} ALIAS apf_${part})
+  # SONAME policy: while the major version is 0, every minor release may change the ABI,
+  # so the SONAME carries major.minor (libapf-host.so.0.2); from 1.0 on, the major alone.
+  if(PROJECT_VERSION_MAJOR EQUAL 0)
+    set(_soversion ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})
+  else()
+    set(_soversion ${PROJECT_VERSION_MAJOR})
+  endif()
   set_target_properties(apf_${part} PROPERTIES
     OUTPUT_NAME apf-${part}
     VERSION ${PROJECT_VERSION}
-    SOVERSION ${PROJECT_VERSION_MAJOR}
+    SOVERSION ${_soversion}
     C_VISIBILITY_PRESET hidden
     EXPORT_NAME ${part})
   target_include_directories(apf_${part} PUBLIC
@@ -106,6 +113,13 @@ function(apf_add_library part)
   endforeach()
   if(A_LIBS)
     target_link_libraries(apf_${part} PUBLIC ${A_LIBS})
+  endif()
+  # Symbol versioning (shared, GNU ld / lld): one version node per release, libapf.map.
+  if(BUILD_SHARED_LIBS AND NOT APPLE)
+    target_link_options(apf_${part} PRIVATE
+      "LINKER:--version-script=${PROJECT_SOURCE_DIR}/cmake/libapf.map")
+    set_property(TARGET apf_${part} APPEND PROPERTY LINK_DEPENDS
+      "${PROJECT_SOURCE_DIR}/cmake/libapf.map")
   endif()
 
   if(NOT APF_FREESTANDING)

@@ -276,16 +276,19 @@ static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers
                      struct pc_result *r)
 {
     struct apf_loopback_config lc = {
-        .n_vcpus = o->vcpus,
-        .abi = APF_HOST_ABI_KVM_X86,
-        .n_workers = workers,
-        .max_outstanding = o->max_outstanding,
-        /* workers with CPUs of their own may poll briefly for the next fault */
-        .worker_spin_ns = pc_pinning(o) && (int)o->vcpus < ncpus_online() ? 50000 : 0,
+        .host =
+            {
+                .n_vcpus = o->vcpus,
+                .transport = &apf_host_transport_kvm_x86,
+                .n_workers = workers,
+                .max_outstanding = o->max_outstanding,
+                /* workers with CPUs of their own may poll briefly for the next fault */
+                .worker_spin_ns = pc_pinning(o) && (int)o->vcpus < ncpus_online() ? 50000 : 0,
+                .trace = s->trace_file ? trace_hook : NULL,
+                .trace_ctx = s,
+            },
         .resolve = host_resolve,
         .ctx = s,
-        .trace = s->trace_file ? trace_hook : NULL,
-        .trace_ctx = s,
     };
     int err = apf_loopback_create(&lc, &s->lb);
     if (err) {

@@ -3,10 +3,15 @@
  * apf-trace-check: checks a protocol trace in libapf's text format (apf/trace.h) against
  * the protocol's invariants, for any implementation that writes the format.
  *
- *   apf-trace-check [--max-outstanding N] [FILE]     (stdin without FILE)
+ *   apf-trace-check [--max-outstanding N] [--window N] [FILE]     (stdin without FILE)
+ *
+ * --window N checks every vCPU with a "page ready" window of N (0 = unthrottled, 1 = slot +
+ * ACK, N = a ready ring of N entries) whatever the trace's host.transport events say;
+ * without it, each vCPU has window 1 until its host.transport event says otherwise.
  *
  * Lines starting with '#' and empty lines are skipped. Exit status: 0 the trace is
- * consistent, 1 a violation (printed with its line), 2 bad usage or an unreadable line.
+ * consistent, 1 a violation (printed with its line), 2 bad usage, an unreadable line, or a
+ * trace the checker is too small for (more outstanding faults than --max-outstanding allows).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apf/error.h"
 #include "apf/trace.h"
 
 struct line {
@@ -25,6 +31,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     unsigned long max_out = 4096;
+    long window = -1; /* -1: as the trace says (default 1) */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--max-outstanding") == 0 && i + 1 < argc) {
             char *end;
@@ -33,8 +40,21 @@ int main(int argc, char **argv)
                 fprintf(stderr, "apf-trace-check: --max-outstanding must be 1..65536\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--window") == 0 && i + 1 < argc) {
+            char *end;
+            const char *arg = argv[++i];
+            unsigned long w = strtoul(arg, &end, 10);
+            if (*end || !*arg || arg[0] == '-' || w > 65536) {
+                fprintf(stderr, "apf-trace-check: --window must be 0..65536\n");
+                return 2;
+            }
+            window = (long)w;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: apf-trace-check [--max-outstanding N] [FILE]\n");
+            printf("usage: apf-trace-check [--max-outstanding N] [--window N] [FILE]\n"
+                   "  --max-outstanding N  most faults outstanding per vCPU (1..65536, 4096)\n"
+                   "  --window N           \"page ready\" window of every vCPU: 0 unthrottled,\n"
+                   "                       1 slot + ACK, N ring of N entries (default: 1, or\n"
+                   "                       what the trace's host.transport events say)\n");
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "apf-trace-check: unknown option '%s'\n", argv[i]);
@@ -57,6 +77,10 @@ int main(int argc, char **argv)
     struct line *lines = NULL;
     size_t n = 0, cap = 0;
     uint32_t max_vcpu = 0;
+    unsigned long max_window = max_out > APF_TRACE_DEFAULT_MAX_WINDOW ? max_out
+                                                                     : APF_TRACE_DEFAULT_MAX_WINDOW;
+    if (window > 0 && (unsigned long)window > max_window)
+        max_window = (unsigned long)window;
     char *buf = NULL;
     size_t bufcap = 0;
     ssize_t len;
@@ -84,23 +108,39 @@ int main(int argc, char **argv)
         lines[n].no = no;
         if (lines[n].ev.vcpu > max_vcpu)
             max_vcpu = lines[n].ev.vcpu;
+        /* the window queues hold the largest window in the trace (rings: up to 65536) */
+        if (window < 0 && lines[n].ev.kind == APF_TRACE_HOST_TRANSPORT && lines[n].ev.arg > 0 &&
+            (unsigned long)lines[n].ev.arg > max_window)
+            max_window = lines[n].ev.arg > 65536 ? 65536 : (unsigned long)lines[n].ev.arg;
         n++;
     }
     if (max_vcpu >= 65536) {
         fprintf(stderr, "apf-trace-check: vCPU %u: at most 65536 vCPUs\n", max_vcpu);
         goto out;
     }
-    size_t size = apf_trace_checker_size(max_vcpu + 1, (uint32_t)max_out);
-    mem = aligned_alloc(64, (size + 63) & ~(size_t)63);
+    size_t size = apf_trace_checker_size_windowed(max_vcpu + 1, (uint32_t)max_out,
+                                                  (uint32_t)max_window);
+    mem = size ? aligned_alloc(64, (size + 63) & ~(size_t)63) : NULL;
     struct apf_trace_checker *c =
-        mem ? apf_trace_checker_init(mem, size, max_vcpu + 1, (uint32_t)max_out) : NULL;
+        mem ? apf_trace_checker_init_windowed(mem, size, max_vcpu + 1, (uint32_t)max_out,
+                                              (uint32_t)max_window)
+            : NULL;
     if (c == NULL) {
         fprintf(stderr, "apf-trace-check: cannot allocate the checker\n");
         goto out;
     }
+    if (window >= 0)
+        apf_trace_checker_set_window(c, APF_TRACE_ALL_VCPUS, (uint32_t)window);
     rc = 1;
     for (size_t i = 0; i < n; i++) {
-        if (apf_trace_checker_feed(c, &lines[i].ev) != 0) {
+        int err = apf_trace_checker_feed(c, &lines[i].ev);
+        if (err == APF_ENOSPC) {
+            printf("apf-trace-check: line %lu: cannot check: %s (see --max-outstanding)\n",
+                   lines[i].no, apf_trace_checker_error(c));
+            rc = 2;
+            goto out;
+        }
+        if (err != 0) {
             printf("apf-trace-check: line %lu: %s\n", lines[i].no, apf_trace_checker_error(c));
             goto out;
         }
@@ -109,7 +149,18 @@ int main(int argc, char **argv)
         printf("apf-trace-check: %s\n", apf_trace_checker_error(c));
         goto out;
     }
-    printf("apf-trace-check: %zu events, %u vCPUs: consistent\n", n, max_vcpu + 1);
+    uint32_t wmin = UINT32_MAX, wmax = 0;
+    for (uint32_t v = 0; v <= max_vcpu; v++) {
+        uint32_t w = apf_trace_checker_window(c, v);
+        wmin = w < wmin ? w : wmin;
+        wmax = w > wmax ? w : wmax;
+    }
+    if (wmin == wmax)
+        printf("apf-trace-check: %zu events, %u vCPUs: consistent (window %u%s)\n", n,
+               max_vcpu + 1, wmin, wmin == 0 ? ", unthrottled" : "");
+    else
+        printf("apf-trace-check: %zu events, %u vCPUs: consistent (windows %u..%u)\n", n,
+               max_vcpu + 1, wmin, wmax);
     rc = 0;
 out:
     if (f != stdin)

@@ -89,7 +89,9 @@ struct apf_guest_env_ops {
     uintptr_t (*lock)(void *ctx, struct apf_guest_lock *l);
     /** Release @p l and restore the interrupt state @p flags. */
     void (*unlock)(void *ctx, struct apf_guest_lock *l, uintptr_t flags);
-    /** Guest-physical address of a kernel virtual address (for the shared areas). */
+    /** Guest-physical address of a kernel virtual address (for the backend's channels, in
+     *  the runtime's memory; each CPU's channel must be physically contiguous, as kernel
+     *  linear-map memory is: apf_guest_cpu_online() checks it page by page). */
     uint64_t (*virt_to_phys)(void *ctx, const void *va);
     /** Optional diagnostics: @p level 0 error, 1 warning, 2 info; @p msg one line. */
     void (*log)(void *ctx, int level, const char *msg);
@@ -129,8 +131,8 @@ struct apf_guest_config {
      * apf_guest_stats::lost_wakeups and apf_guest_stats::retries.
      */
     uint32_t n_placeholders;
-    /** x86: the "page ready" vector the kernel chose (32..255). Ignored when the backend's
-     *  host chooses it (arm64: see apf_guest_vector()). */
+    /** The "page ready" vector the kernel chose, checked by the backend (x86: 32..255).
+     *  Ignored when the backend's host chooses it (arm64: see apf_guest_vector()). */
     uint32_t vector;
     uint32_t flags; /**< APF_GUEST_* bits. */
     const struct apf_guest_env_ops *env;         /**< Required. */
@@ -139,6 +141,10 @@ struct apf_guest_config {
     void *backend_ctx;                           /**< First argument of every backend op. */
     apf_trace_fn trace;                          /**< Optional trace hook (time_ns is 0). */
     void *trace_ctx;                             /**< First argument of @ref trace. */
+    /** Reserved for future options: must be 0 (apf_guest_mem_size() returns 0 and
+     *  apf_guest_init() APF_EINVAL otherwise), so that a later release can give them a
+     *  meaning without breaking binaries built against this one. */
+    uint32_t reserved[8];
 };
 
 /** @brief Per-CPU statistics (apf_guest_stats()). */
@@ -153,18 +159,28 @@ struct apf_guest_stats {
     uint64_t woken;            /**< Waiters woken (by token, wake-all or offline). */
     uint64_t placeholders;     /**< Placeholders created (ready before its waiter). */
     uint64_t lost_wakeups;     /**< Placeholders that could not be created (pool empty). */
-    uint64_t spurious;         /**< Interrupts with an empty slot (token 0). */
+    uint64_t spurious;         /**< Interrupts that found nothing to take (empty slot or
+                                    ring, or a "not present" left in an arm64 slot). */
     uint64_t bad_host_values;  /**< Host-written values rejected (reason, token, ...). */
-    uint64_t acks;             /**< ACKs sent. */
+    uint64_t acks;             /**< ACKs sent (slot: one per "page ready"; ring: one per
+                                    drain, the consumer index published and re-checked). */
     uint32_t placeholders_in_use; /**< Placeholders of this CPU in the table now. */
     uint32_t waiting;             /**< Tasks of this CPU waiting (asleep or halted) now. */
     uint32_t enabled;             /**< APF is on for this CPU. */
+    uint32_t reserved0;           /**< Reserved: 0. */
+    uint64_t ring_entries;        /**< "Page ready" entries taken from a ready ring. */
+    uint64_t notifications;       /**< "Page ready" interrupts that found work. */
+    uint64_t reserved[6];         /**< Reserved for future counters: 0. */
 };
 
 /**
- * @brief Bytes of memory apf_guest_init() needs for @p cfg (any alignment).
+ * @brief Bytes of memory apf_guest_init() needs for @p cfg (any alignment). Includes each
+ * CPU's notification channel as the backend sizes it (apf_guest_backend_ops::chan_size:
+ * 64 bytes for the one-slot area, 8 KiB for kvm_arm64 with the ready ring), so configure
+ * the backend context first. Pure: calls only the backend's chan_size.
+ * Context: any.
  * @param cfg Configuration.
- * @return The size, or 0 if @p cfg is invalid.
+ * @return The size, or 0 if @p cfg is invalid (including non-zero reserved words).
  */
 APF_API size_t apf_guest_mem_size(const struct apf_guest_config *cfg);
 
@@ -179,8 +195,9 @@ APF_API size_t apf_guest_mem_size(const struct apf_guest_config *cfg);
  * @param size Its size.
  * @param cfg Configuration (copied).
  * @param[out] out The runtime (inside @p mem).
- * @return 0 (APF usable, or off by choice or probe: see apf_guest_available());
- *         APF_EINVAL for an invalid configuration; APF_ENOSPC if @p size is too small.
+ * @return 0 (APF usable, or off by choice, probe or vector check: see
+ *         apf_guest_available()); APF_EINVAL for an invalid configuration (including
+ *         non-zero apf_guest_config::reserved words); APF_ENOSPC if @p size is too small.
  */
 APF_API int apf_guest_init(void *mem, size_t size, const struct apf_guest_config *cfg,
                            struct apf_guest **out);
@@ -189,7 +206,9 @@ APF_API int apf_guest_init(void *mem, size_t size, const struct apf_guest_config
  * @brief Whether the host offers APF and the runtime may use it.
  * @param g Runtime.
  * @return 1 if usable; otherwise the reason as a negative code: APF_ECANCELED for
- *         APF_GUEST_NO_APF, or the backend probe's error.
+ *         APF_GUEST_NO_APF, the backend probe's error, APF_EPROTO for probe values out of
+ *         range, or the backend's vector_check error (APF_EINVAL: the kernel's vector;
+ *         APF_EPROTO: the host's).
  */
 APF_API int apf_guest_available(const struct apf_guest *g);
 
@@ -201,13 +220,15 @@ APF_API int apf_guest_available(const struct apf_guest *g);
 APF_API uint32_t apf_guest_vector(const struct apf_guest *g);
 
 /**
- * @brief Bring APF up on a CPU: register its shared area (64 bytes, 64-byte aligned,
- * inside the runtime's memory) with the host through the backend.
+ * @brief Bring APF up on a CPU: zero its notification channel (inside the runtime's
+ * memory, sized and aligned as the backend asked: the 64-byte area, and a ring page if the
+ * backend uses one) and register it with the host through the backend.
  * Context: on @p cpu, task context.
  * @param g Runtime.
  * @param cpu This CPU.
  * @return 0; APF_EINVAL (bad cpu); APF_EOPNOTSUPP (APF unavailable); APF_EALREADY (already
- *         on); or the backend's error (the host refused; APF stays off on this CPU).
+ *         on); APF_EFAULT (the channel is not physically contiguous); or the backend's
+ *         error (the host refused; APF stays off on this CPU).
  */
 APF_API int apf_guest_cpu_online(struct apf_guest *g, uint32_t cpu);
 
@@ -225,12 +246,13 @@ APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
 /**
  * @brief The "not present" exception (x86 \#PF before the kernel's own handling; arm64 SDEI).
  *
- * Reads and clears the reason. 0 means a genuine fault: returns 0 and the kernel handles
- * it. "Not present" puts the current task to sleep on the token (or, if the environment
- * says the context cannot sleep, halts the CPU until that token's "page ready" arrives),
- * then returns 1: the task retries its access. Any other value, or an invalid token, is
- * reported, cleared and returns 1 without harm (the access is retried); except a "page
- * ready" in an area that carries the reason (arm64), which is left for the interrupt.
+ * The backend reads and clears the reason (apf_guest_backend_ops::take_not_present). 0
+ * means a genuine fault: returns 0 and the kernel handles it. "Not present" puts the
+ * current task to sleep on the token (or, if the environment says the context cannot
+ * sleep, halts the CPU until that token's "page ready" arrives), then returns 1: the task
+ * retries its access. Any other value, or an invalid token, is reported, cleared and
+ * returns 1 without harm (the access is retried); except a "page ready" in an area that
+ * carries the reason (arm64 slot mode), which is left for the interrupt.
  * Context: the faulting task's context, on @p cpu, called before the exception path
  * enables interrupts (x86: first thing in the \#PF handler, as the interrupt gate left
  * them off; arm64: inside the SDEI handler). "Page ready" interrupts that arrive later, but
@@ -245,11 +267,14 @@ APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
 APF_API int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hint);
 
 /**
- * @brief The "page ready" interrupt: read the token, wake its sleeper (or all of this CPU's
- * sleepers for the wake-all token), clear the token, then ACK through the backend, in that
- * order. An empty slot (token 0) is counted as spurious and not ACKed; so is an area that
- * carries the reason (arm64) and holds a "not present": it is left for
- * apf_guest_on_exception().
+ * @brief The "page ready" interrupt: for each entry the backend finds, read the token, wake
+ * its sleeper (or all of this CPU's sleepers for the wake-all token), release the entry
+ * (slot: clear the token; ring: advance the consumer index), in that order; then finish
+ * through the backend (slot: one ACK per "page ready"; ring: re-arm the notification and
+ * re-check, draining again if more arrived). An empty slot or ring (token 0) is counted
+ * as spurious and not ACKed; so is an area that carries the reason (arm64 slot) and holds
+ * a "not present": it is left for apf_guest_on_exception(). A ring whose producer index
+ * is not believable is refused (counted as a bad host value) until the host fixes it.
  * The kernel sends its own end-of-interrupt (x86 local APIC EOI).
  * Context: interrupt context, on @p cpu.
  * @param g Runtime.
@@ -268,12 +293,25 @@ APF_API int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu);
 APF_API int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_guest_stats *out);
 
 /**
- * @brief The shared area of a CPU (inside the runtime's memory), e.g. for diagnostics.
+ * @brief The 64-byte shared area of a CPU (part of the backend's channel, inside the
+ * runtime's memory), e.g. for diagnostics. Valid from apf_guest_init() on.
+ * Context: any.
  * @param g Runtime.
  * @param cpu CPU.
- * @return The area, or NULL for a bad @p cpu.
+ * @return The area; NULL for a bad @p cpu, or for a backend without an area (the null
+ *         backend).
  */
 APF_API const struct apf_shared_area *apf_guest_area(const struct apf_guest *g, uint32_t cpu);
+
+/**
+ * @brief The ready ring of a CPU (part of the backend's channel), e.g. for diagnostics.
+ * Context: any, after apf_guest_init().
+ * @param g Runtime.
+ * @param cpu CPU.
+ * @return The ring; NULL for a bad @p cpu, or when the backend uses no ring (slot mode,
+ *         including a kvm_arm64 backend whose host did not offer #APF_FEATURE_RING).
+ */
+APF_API const struct apf_ring *apf_guest_ring(const struct apf_guest *g, uint32_t cpu);
 
 /**
  * @brief Whether a waiter has been woken (acquire: what the waker did before is visible).

@@ -9,6 +9,8 @@
  *  - apf_host_vcpu_before_entry() before every guest entry (delivers "page ready");
  *  - apf_host_vcpu_ack() when the guest ACKs (normally through a transport frontend:
  *    apf/host_kvm_x86.h or apf/host_kvm_arm64.h).
+ * The guest-visible wire is a transport (apf/host_transport.h) chosen at create:
+ * #apf_host_transport_kvm_x86, #apf_host_transport_kvm_arm64, or an embedder's own.
  * Work that makes a page present runs on the engine's worker threads (`resolve`), or the
  * embedder runs it itself (`submit` + apf_host_complete()).
  *
@@ -31,22 +33,14 @@
 #include "apf/proto.h"
 #include "apf/trace.h"
 
+struct apf_host_transport_ops; /* apf/host_transport.h */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /** @brief The engine of one VM (opaque). */
 struct apf_host;
-
-/** @brief Which transport's wire conventions the engine follows. */
-enum apf_host_abi {
-    /** KVM x86: "not present" writes `flags` (token travels in CR2), "page ready" writes
-     *  `token`; ready vectors 32..255. */
-    APF_HOST_ABI_KVM_X86 = 0,
-    /** arm64 series: both notifications write reason and token; "not present" only when the
-     *  guest consumed the previous event; "page ready" is a PPI (INTID 16..31). */
-    APF_HOST_ABI_ARM64 = 1
-};
 
 /** @brief What apf_host_vcpu_fault() decided (non-negative results). */
 enum apf_fault_result {
@@ -133,24 +127,55 @@ struct apf_allocator {
     void *ctx; /**< Passed to both. */
 };
 
-/** @brief Engine configuration (zero-initialise, then set what you need). */
+/**
+ * @brief The environment of a freestanding host core (a kernel-mode hypervisor). Every hook
+ * is optional; the hosted library (the default) uses CLOCK_MONOTONIC, stderr and abort().
+ */
+struct apf_host_env_ops {
+    /** Monotonic time in nanoseconds, for trace events (0 if absent). Any thread. */
+    uint64_t (*now_ns)(void *ctx);
+    /** Diagnostics: @p level 0 error, 1 warning, 2 info; @p msg one line. Any thread. */
+    void (*log)(void *ctx, int level, const char *msg);
+    /** A broken internal invariant (never bad input): must not return. Absent: the
+     *  engine executes a trap instruction. Any thread. */
+    void (*fatal)(void *ctx, const char *file, int line, const char *what);
+    void *ctx; /**< Passed to every hook. */
+};
+
+/** @brief Engine configuration (zero-initialise, then set what you need).
+ *  Growing rule: new fields are taken from `reserved`, whose words must be 0 (a
+ *  non-zero reserved word is refused with APF_EINVAL, so a binary built against a newer
+ *  header that sets a newer field fails loudly instead of being misread). */
 struct apf_host_config {
     uint32_t n_vcpus;         /**< vCPUs, 1..4096 (ids 0..n_vcpus-1). */
     uint32_t max_outstanding; /**< Per-vCPU limit of outstanding faults; 0 = 64; max 4096. */
-    uint32_t n_workers;       /**< Worker threads; 0 = the embedder completes (`submit`). */
-    uint32_t abi;             /**< An #apf_host_abi. */
+    /** Worker threads; 0 = the embedder completes (`submit`). Hosted library only: a
+     *  freestanding host core refuses non-zero (APF_EOPNOTSUPP). */
+    uint32_t n_workers;
     uint32_t fallback;        /**< An #apf_host_fallback. */
     uint32_t page_shift;      /**< log2 of the page size for deduplication; 0 = 12 (4 KiB). */
     /** After a job, a worker polls for the next one this long before it sleeps, saving the
      *  wake-up (often 10-20 us) of the next fault. Costs CPU: use it where the workers have
      *  CPUs of their own (pinned away from the vCPUs). 0 = sleep at once; at most 1000000. */
     uint32_t worker_spin_ns;
+    /** The guest-visible transport (required): #apf_host_transport_kvm_x86,
+     *  #apf_host_transport_kvm_arm64, or one of the embedder's (apf/host_transport.h). */
+    const struct apf_host_transport_ops *transport;
+    void *transport_ctx;            /**< First argument of every transport op. */
     const struct apf_host_ops *ops; /**< Callbacks (required). */
     void *ctx;                      /**< First argument of every callback. */
     apf_trace_fn trace;             /**< Optional trace hook (see apf/trace.h). */
     void *trace_ctx;                /**< First argument of @ref trace. */
-    const struct apf_allocator *alloc; /**< Optional; NULL = the C library's allocator. */
+    const struct apf_allocator *alloc; /**< Optional in the hosted library (NULL = the C
+                                            library's); required freestanding. */
+    const struct apf_host_env_ops *env; /**< Optional environment hooks. */
+    uint64_t reserved[8];               /**< Must be 0 (room to grow). */
 };
+
+/** KVM x86 (MSRs + \#PF with CR2 = token + interrupt, one slot + ACK): apf/host_kvm_x86.h. */
+APF_API extern const struct apf_host_transport_ops apf_host_transport_kvm_x86;
+/** arm64 SMCCC (SDEI + PPI, one slot + IRQ_ACK, or the ready ring): apf/host_kvm_arm64.h. */
+APF_API extern const struct apf_host_transport_ops apf_host_transport_kvm_arm64;
 
 /** @brief Limits. */
 enum {
@@ -179,6 +204,11 @@ struct apf_host_vcpu_stats {
     uint32_t outstanding_hwm;    /**< High-water mark of @ref outstanding. */
     uint32_t ready_queue;        /**< Completions waiting for delivery now. */
     uint32_t ready_queue_hwm;    /**< High-water mark of @ref ready_queue. */
+    uint64_t notifications;      /**< "Page ready" interrupts raised (one per batch at most;
+                                      a ring holds them off while the guest drains). */
+    uint64_t ready_batches;      /**< Delivery points that posted at least one "page ready". */
+    uint64_t bad_guest_values;   /**< Guest-written values refused (ring indices...). */
+    uint64_t reserved[5];        /**< 0 (room to grow). */
 };
 
 /** @brief A vCPU's protocol state, for migration (apf_host_vcpu_save / _restore). */
@@ -200,8 +230,10 @@ struct apf_host_vcpu_state {
  * Context: any thread.
  * @param cfg Configuration; copied.
  * @param[out] out The engine.
- * @return 0; APF_EINVAL for an invalid configuration (bad counts, missing callbacks, unknown
- *         ABI or fallback); APF_ENOMEM; APF_EAGAIN if a worker thread cannot be created.
+ * @return 0; APF_EINVAL for an invalid configuration (bad counts, missing callbacks or
+ *         transport ops, unknown fallback, a non-zero reserved word); APF_ENOMEM; APF_EAGAIN
+ *         if a worker thread cannot be created; APF_EOPNOTSUPP for workers in a freestanding
+ *         host core.
  */
 APF_API int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out);
 
@@ -234,13 +266,14 @@ APF_API int apf_host_vcpu_fault(struct apf_host *h, uint32_t vcpu, uint64_t gpa,
                                 uint32_t guest_state);
 
 /**
- * @brief Before entering the guest: take completed work and deliver the next "page ready"
- * if the throttle allows (see apf_host_vcpu_ack()).
+ * @brief Before entering the guest: take completed work and deliver the "page ready"s the
+ * transport has room for (one for a slot whose ACK is in, up to the free entries of a
+ * ring), in completion order, then notify the guest at most once.
  * Context: vCPU context.
  * @param h Engine.
  * @param vcpu vCPU id.
  * @param guest_state APF_GS_* bits; "page ready" needs #APF_GS_IRQCHIP_ON.
- * @return 1 if a "page ready" was injected, 0 if not; APF_EINVAL for an unknown vCPU.
+ * @return The number of "page ready"s posted (0 if none); APF_EINVAL for an unknown vCPU.
  */
 APF_API int apf_host_vcpu_before_entry(struct apf_host *h, uint32_t vcpu, uint32_t guest_state);
 
@@ -290,9 +323,8 @@ APF_API int apf_host_complete(struct apf_host *h, uint32_t vcpu, uint32_t token,
  * @brief Turn APF on for a vCPU (KVM: wrmsr ASYNC_PF_EN; arm64: ENABLE).
  *
  * Validates everything before changing anything: the "page ready" vector was set, @p flags
- * holds only bits of this ABI (APF_EN_ENABLED and APF_EN_SEND_ALWAYS; x86 also
- * APF_EN_DELIVERY_AS_PF_VMEXIT and APF_EN_DELIVERY_AS_INT), the area is 64-byte aligned and
- * is guest memory (read through `read_guest`). If APF was already on, outstanding work is
+ * holds only bits of the transport (apf_host_transport_ops::valid_flags), the area is
+ * 64-byte aligned and the transport accepts it (guest memory, read through `read_guest`). If APF was already on, outstanding work is
  * dropped first, as by apf_host_vcpu_disable(). Then queues one wake-all "page ready".
  * Context: vCPU context.
  * @param h Engine.
@@ -306,7 +338,8 @@ APF_API int apf_host_vcpu_enable(struct apf_host *h, uint32_t vcpu, uint64_t are
                                  uint32_t flags);
 
 /**
- * @brief Set the "page ready" vector (x86: 32..255) or PPI (arm64: 16..31).
+ * @brief Set the "page ready" vector (x86: 32..255) or PPI (arm64: 16..31): the
+ * transport's apf_host_transport_ops::vector_check decides.
  * Context: vCPU context.
  * @param h Engine.
  * @param vcpu vCPU id.

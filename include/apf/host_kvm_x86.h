@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file host_kvm_x86.h
- * @brief KVM x86 transport frontend: the three APF MSRs and the KVM CPUID leaves.
+ * @brief KVM x86 transport: #apf_host_transport_kvm_x86 (the notification plane) and its
+ * frontend (the three APF MSRs and the KVM CPUID leaves, the control plane).
  *
+ * Create the engine with apf_host_config::transport = &apf_host_transport_kvm_x86, then the
+ * frontend over it.
  * Lets a VMM expose exactly Linux KVM's paravirtual APF interface: route the guest's
  * `wrmsr`/`rdmsr` of MSRs 0x4b564d02/06/07 and `cpuid` of leaves 0x40000000/1 here. Semantics
  * follow Linux `Documentation/virt/kvm/x86/msr.rst` and `arch/x86/kvm/x86.c`, including its
@@ -24,16 +27,17 @@
 #include <stdint.h>
 
 #include "apf/host.h"
+#include "apf/host_transport.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /** @brief The frontend of one VM (opaque). */
-struct apf_kvm_x86;
+struct apf_host_kvm_x86;
 
 /** @brief Frontend configuration (zero-initialise). */
-struct apf_kvm_x86_config {
+struct apf_host_kvm_x86_config {
     /** EAX of CPUID 0x40000001 as the VMM exposes it (any KVM feature bits it implements;
      *  the APF bits decide which MSR values are valid). 0 = ASYNC_PF | ASYNC_PF_INT. */
     uint32_t cpuid_features;
@@ -41,24 +45,24 @@ struct apf_kvm_x86_config {
     uint32_t no_lapic_in_kernel;
 };
 
-/** apf_kvm_x86_wrmsr() / _rdmsr() result: not one of the APF MSRs, handle it elsewhere. */
-#define APF_KVM_X86_NOT_MINE 1
+/** apf_host_kvm_x86_wrmsr() / _rdmsr() result: not one of the APF MSRs, handle it elsewhere. */
+#define APF_HOST_KVM_X86_NOT_MINE 1
 
 /**
- * @brief Create the frontend over an engine created with #APF_HOST_ABI_KVM_X86.
+ * @brief Create the frontend over an engine created with #apf_host_transport_kvm_x86.
  * @param h Engine (must outlive the frontend).
  * @param cfg Configuration, or NULL for defaults.
  * @param[out] out The frontend.
- * @return 0; APF_EINVAL (NULL @p h or @p out, engine of another ABI); APF_ENOMEM.
+ * @return 0; APF_EINVAL (NULL @p h or @p out, engine of another transport); APF_ENOMEM.
  */
-APF_API int apf_kvm_x86_create(struct apf_host *h, const struct apf_kvm_x86_config *cfg,
-                               struct apf_kvm_x86 **out);
+APF_API int apf_host_kvm_x86_create(struct apf_host *h, const struct apf_host_kvm_x86_config *cfg,
+                               struct apf_host_kvm_x86 **out);
 
 /**
  * @brief Free the frontend.
  * @param fe Frontend, or NULL (no-op).
  */
-APF_API void apf_kvm_x86_destroy(struct apf_kvm_x86 *fe);
+APF_API void apf_host_kvm_x86_destroy(struct apf_host_kvm_x86 *fe);
 
 /**
  * @brief The guest wrote an MSR.
@@ -66,12 +70,12 @@ APF_API void apf_kvm_x86_destroy(struct apf_kvm_x86 *fe);
  * @param vcpu vCPU id.
  * @param msr MSR number (ECX).
  * @param value Value (EDX:EAX).
- * @return 0 if handled; #APF_KVM_X86_NOT_MINE for other MSRs; a negative code if KVM would
+ * @return 0 if handled; #APF_HOST_KVM_X86_NOT_MINE for other MSRs; a negative code if KVM would
  *         raise \#GP: inject \#GP into the guest (nothing changed): APF_EINVAL for a value
  *         refused, APF_EOPNOTSUPP when the CPUID feature is not offered, APF_EFAULT for an
  *         area outside guest memory, APF_ENODEV for an unknown vCPU.
  */
-APF_API int apf_kvm_x86_wrmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t msr,
+APF_API int apf_host_kvm_x86_wrmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint32_t msr,
                               uint64_t value);
 
 /**
@@ -80,10 +84,10 @@ APF_API int apf_kvm_x86_wrmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t ms
  * @param vcpu vCPU id.
  * @param msr MSR number.
  * @param[out] value The value: EN and INT as last accepted, ACK always 0.
- * @return 0; #APF_KVM_X86_NOT_MINE; APF_EOPNOTSUPP when the CPUID feature is not offered
+ * @return 0; #APF_HOST_KVM_X86_NOT_MINE; APF_EOPNOTSUPP when the CPUID feature is not offered
  *         (\#GP); APF_ENODEV for an unknown vCPU.
  */
-APF_API int apf_kvm_x86_rdmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t msr,
+APF_API int apf_host_kvm_x86_rdmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint32_t msr,
                               uint64_t *value);
 
 /**
@@ -95,7 +99,7 @@ APF_API int apf_kvm_x86_rdmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t ms
  * @param[out] regs EAX, EBX, ECX, EDX (unchanged if the leaf is not one of these).
  * @return 1 if the leaf was answered, 0 if not.
  */
-APF_API int apf_kvm_x86_cpuid(const struct apf_kvm_x86 *fe, uint32_t leaf, uint32_t regs[4]);
+APF_API int apf_host_kvm_x86_cpuid(const struct apf_host_kvm_x86 *fe, uint32_t leaf, uint32_t regs[4]);
 
 /**
  * @brief vCPU reset (INIT/RESET): both MSRs read 0 again and the engine's vCPU is reset.
@@ -103,7 +107,7 @@ APF_API int apf_kvm_x86_cpuid(const struct apf_kvm_x86 *fe, uint32_t leaf, uint3
  * @param vcpu vCPU id.
  * @return 0; APF_ENODEV for an unknown vCPU.
  */
-APF_API int apf_kvm_x86_vcpu_reset(struct apf_kvm_x86 *fe, uint32_t vcpu);
+APF_API int apf_host_kvm_x86_vcpu_reset(struct apf_host_kvm_x86 *fe, uint32_t vcpu);
 
 /**
  * @brief Migration destination: restore the MSRs saved on the source (KVM_SET_MSRS), INT
@@ -114,7 +118,7 @@ APF_API int apf_kvm_x86_vcpu_reset(struct apf_kvm_x86 *fe, uint32_t vcpu);
  * @param msr_en Saved ASYNC_PF_EN.
  * @return 0, or the error of the MSR write that was refused (then nothing changed).
  */
-APF_API int apf_kvm_x86_restore(struct apf_kvm_x86 *fe, uint32_t vcpu, uint64_t msr_int,
+APF_API int apf_host_kvm_x86_restore(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_t msr_int,
                                 uint64_t msr_en);
 
 #ifdef __cplusplus

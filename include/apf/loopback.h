@@ -3,11 +3,11 @@
  * @file loopback.h
  * @brief Both halves in one process: a vCPU model joining libapf-guest to libapf-host.
  *
- * The loopback owns a host engine and its transport frontend (KVM x86 or arm64) and gives
- * the guest runtime the matching real backend (apf_guest_backend_kvm_x86 /
- * apf_guest_backend_kvm_arm64) over arch hooks that call the frontend: the guest's
- * `cpuid`, `wrmsr` and `hvc` reach apf_kvm_x86_wrmsr() / apf_kvm_arm64_hvc() exactly as a
- * VMM would route them. The host's injections are delivered on the vCPU's own thread: "not
+ * The loopback owns a host engine and its transport frontend (KVM x86 or arm64, the latter
+ * with the one-slot area or the ready ring) and gives the guest runtime the matching real
+ * backend (apf_guest_backend_kvm_x86 / apf_guest_backend_kvm_arm64) over arch hooks that
+ * call the frontend: the guest's `cpuid`, `wrmsr` and `hvc` reach apf_host_kvm_x86_wrmsr()
+ * / apf_host_kvm_arm64_hvc() exactly as a VMM would route them. The host's injections are delivered on the vCPU's own thread: "not
  * present" as an exception at the fault (apf_loopback_fault() calls the runtime's
  * apf_guest_on_exception()), "page ready" as an interrupt at the guest's next delivery
  * point (apf_loopback_deliver() calls apf_guest_on_interrupt()); kicks wake a vCPU idling
@@ -39,20 +39,24 @@ struct apf_loopback;
 
 /** @brief Loopback configuration (zero-initialise). */
 struct apf_loopback_config {
-    uint32_t n_vcpus;         /**< vCPUs (1..4096). */
-    uint32_t abi;             /**< APF_HOST_ABI_KVM_X86 or APF_HOST_ABI_ARM64. */
-    uint32_t n_workers;       /**< Host worker threads; 0 = `submit` + apf_host_complete(). */
-    uint32_t max_outstanding; /**< Host per-vCPU limit; 0 = 64. */
-    uint32_t fallback;        /**< An #apf_host_fallback. */
-    uint32_t ppi;             /**< arm64: PPI of "page ready" (16..31); 0 = 20. */
-    uint32_t worker_spin_ns;  /**< See apf_host_config::worker_spin_ns. */
+    /**
+     * The engine's configuration, as for apf_host_create(): n_vcpus, transport
+     * (&apf_host_transport_kvm_x86 or &apf_host_transport_kvm_arm64), n_workers,
+     * max_outstanding, fallback, worker_spin_ns, trace, alloc, env. Leave `ops` and `ctx`
+     * NULL: the loopback supplies them (guest memory, injections, kicks) and calls
+     * @ref resolve / @ref submit below.
+     */
+    struct apf_host_config host;
+    uint32_t ppi; /**< arm64: PPI of "page ready" (16..31); 0 = 20. */
+    /** arm64: ready ring entries the guest backend asks for (a power of two, 2..512;
+     *  0 = the one-slot area with IRQ_ACK). */
+    uint32_t ring_entries;
     /** Make a page present (worker thread; see apf_host_ops::resolve). */
     int (*resolve)(void *ctx, uint32_t vcpu, uint64_t gpa);
     /** Start making a page present (see apf_host_ops::submit). */
     void (*submit)(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa);
-    void *ctx;                /**< First argument of resolve / submit. */
-    apf_trace_fn trace;       /**< Optional host-side trace hook. */
-    void *trace_ctx;          /**< Its context. */
+    void *ctx;            /**< First argument of resolve / submit. */
+    uint64_t reserved[4]; /**< Must be 0 (room to grow, as apf_host_config::reserved). */
 };
 
 /**
@@ -133,7 +137,8 @@ APF_API int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t 
 /**
  * @brief A delivery point of vCPU @p vcpu (the guest can take interrupts): runs the engine's
  * before-entry step and, if it raised "page ready", the guest's interrupt handler; repeats
- * while the engine has more (each ACK is an exit after which KVM enters with the next).
+ * while the engine has more (a slot: each ACK is an exit after which KVM enters with the
+ * next; a ring: the next entry finds the entries the guest consumed free again).
  * Context: vCPU @p vcpu's thread.
  * @param lb Loopback.
  * @param vcpu vCPU.

@@ -40,13 +40,14 @@
  *  returns this value.
  *  @{ */
 #define APF_PROTO_VERSION_MAJOR 1u    /**< Incompatible wire changes. */
-#define APF_PROTO_VERSION_MINOR 0u    /**< Compatible additions. */
+#define APF_PROTO_VERSION_MINOR 1u    /**< Compatible additions (1.1: the ready ring). */
 #define APF_PROTO_VERSION_REVISION 0u /**< Clarifications. */
 /** Pack a protocol version as `major << 16 | minor << 8 | revision`. */
 #define APF_PROTO_VERSION_PACK(major, minor, rev)                                              \
     ((((uint32_t)(major)&0xffu) << 16) | (((uint32_t)(minor)&0xffu) << 8) |                   \
      ((uint32_t)(rev)&0xffu))
-/** The protocol version this header describes: 1.0.0 = 0x010000. */
+/** The protocol version this header describes: 1.1.0 = 0x010100. Version 1.0 peers (the
+ *  one-slot area only) interoperate: the ring is negotiated (#APF_FEATURE_RING). */
 #define APF_PROTO_VERSION                                                                      \
     APF_PROTO_VERSION_PACK(APF_PROTO_VERSION_MAJOR, APF_PROTO_VERSION_MINOR,                   \
                            APF_PROTO_VERSION_REVISION)
@@ -192,27 +193,139 @@ static inline uint32_t apf_token_kvm_seq(uint32_t token)
 /* ---------------------------------------------------------------------------------------- */
 /** @name arm64 transport (SMCCC vendor hypervisor service)
  *  One fast SMC32 function of the KVM vendor-hyp service; x1 selects the sub-function.
- *  Notifications: "not present" as an SDEI event, "page ready" as a PPI.
+ *  Notifications: "not present" as an SDEI event, "page ready" as a PPI (slot + IRQ_ACK, or
+ *  the ready ring when negotiated).
+ *
+ *  Function number: **proposed** by libapf, not allocated upstream. The seed series used
+ *  function 2, which upstream KVM has documented since 2023 as pKVM's `HYP_MEMINFO`
+ *  (0xC6000002; upstream allocates 0 FEATURES, 1 PTP, 2-5 pKVM memory and MMIO-guard calls,
+ *  64-65 implementation discovery, 127 FEATURES_2). A guest cannot tell function 2's two
+ *  meanings apart safely (HYP_MEMINFO answers the VERSION sub-function with a page size), so
+ *  the old number is not kept. libapf uses function 24 (0x86000018), far from upstream's
+ *  growth from 0 and inside the first features bitmap, so discovery stays one call: bit 24
+ *  of the vendor-hyp features query (function 0) says the host offers it. An upstream
+ *  allocation is a change of #APF_ARM64_FUNC_NUM alone.
  *  @{ */
-#define APF_ARM64_FUNC_ID 0x86000002u        /**< SMCCC function ID of the APF call. */
-#define APF_ARM64_FEATURES_FUNC_ID 0x86000000u /**< Vendor-hyp features query. */
-#define APF_ARM64_FEATURE_BIT 2u             /**< Bit of the features result: APF offered. */
+#define APF_ARM64_FUNC_NUM 24u /**< Vendor-hyp function number of the APF call (proposed). */
+/** SMCCC function ID of the APF call: fast, SMC32, vendor-hyp service, #APF_ARM64_FUNC_NUM. */
+#define APF_ARM64_FUNC_ID (0x86000000u | APF_ARM64_FUNC_NUM)
+#define APF_ARM64_FEATURES_FUNC_ID 0x86000000u /**< Vendor-hyp features query (function 0). */
+#define APF_ARM64_FEATURE_BIT APF_ARM64_FUNC_NUM /**< Bit of the features result: APF offered. */
 #define APF_ARM64_FUNC_VERSION 0u /**< Returns #APF_PROTO_VERSION. */
 #define APF_ARM64_FUNC_SLOTS 1u   /**< Returns the sleep-table size to use (64). */
 #define APF_ARM64_FUNC_SDEI 2u    /**< Returns the SDEI event number of "not present". */
 #define APF_ARM64_FUNC_IRQ 3u     /**< Returns the PPI number of "page ready". */
 #define APF_ARM64_FUNC_ENABLE 4u  /**< x2 = low 32 bits, x3 = high 32 bits of the control. */
-#define APF_ARM64_FUNC_IRQ_ACK 5u /**< Guest ACKs a "page ready". */
+#define APF_ARM64_FUNC_IRQ_ACK 5u /**< Guest ACKs a "page ready" (slot mode only). */
+/** Protocol 1.1: returns the APF_FEATURE_* bits the host offers. */
+#define APF_ARM64_FUNC_FEATURES 6u
+/** Protocol 1.1: register the ready ring before ENABLE with #APF_ARM64_EN_RING.
+ *  x2 = low 32 bits, x3 = high 32 bits of `ring_gpa | log2(entries)` (a page-aligned
+ *  address; the low bits carry the size); 0 unregisters. */
+#define APF_ARM64_FUNC_RING 7u
 #define APF_ARM64_SLOTS 64u                   /**< Default per-vCPU outstanding limit. */
 #define APF_ARM64_SDEI_EVENT_DEFAULT 0x40400001u /**< The series' SDEI event number. */
 #define APF_ARM64_PPI_MIN 16u /**< PPIs are INTIDs 16..31. */
 #define APF_ARM64_PPI_MAX 31u /**< Last PPI INTID. */
-#define APF_ARM64_EN_VALID (APF_EN_ENABLED | APF_EN_SEND_ALWAYS) /**< Valid arm64 flags. */
+/** arm64 ENABLE flag (protocol 1.1): "page ready" goes through the registered ring, not the
+ *  area (the area then carries "not present" only). Only if #APF_FEATURE_RING is offered. */
+#define APF_ARM64_EN_RING (1u << 2)
+/** Valid arm64 flags. */
+#define APF_ARM64_EN_VALID (APF_EN_ENABLED | APF_EN_SEND_ALWAYS | APF_ARM64_EN_RING)
 
 #define APF_SMCCC_SUCCESS 0           /**< SMCCC: success. */
 #define APF_SMCCC_NOT_SUPPORTED (-1)  /**< SMCCC: not supported. */
 #define APF_SMCCC_NOT_REQUIRED (-2)   /**< SMCCC: not required. */
 #define APF_SMCCC_INVALID_PARAMETER (-3) /**< SMCCC: invalid parameters. */
 /** @} */
+
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Protocol features (negotiated; append-only bits)
+ *  @{ */
+#define APF_FEATURE_RING (1u << 0) /**< The ready ring (protocol 1.1). */
+/** @} */
+
+/** @name Transport identifiers (recorded in traces: apf_trace_event::token of host.transport)
+ *  @{ */
+#define APF_TRANSPORT_ID_KVM_X86 1u   /**< KVM x86 MSRs, one slot + ACK. */
+#define APF_TRANSPORT_ID_KVM_ARM64 2u /**< arm64 SMCCC, one slot + IRQ_ACK (or the ring). */
+#define APF_TRANSPORT_ID_TEST 255u    /**< Reserved for test transports. */
+/** @} */
+
+/* ---------------------------------------------------------------------------------------- */
+/**
+ * @brief The ready ring (protocol 1.1): "page ready" tokens from host to guest, no ACK exit.
+ *
+ * One page per vCPU in guest memory, registered by the guest (transport-specific call).
+ * Semantics follow Xen's `io/ring.h` with notification hold-off (the virtio event index):
+ *  - indices are free-running 32-bit counters, masked only when indexing `entries`;
+ *  - the **host** (producer) writes entries at `prod`, then publishes `prod` (write barrier
+ *    before), then, after a full barrier, raises the notification only if the guest's
+ *    `event` lies in the window just published: `(new - event) < (new - old)`;
+ *  - the **guest** (consumer) reads entries from `cons` to `prod` (read barrier after
+ *    reading `prod`), wakes each token, advances `cons` (the ACK: the host reuses an entry
+ *    only after `cons` has passed it), then sets `event = cons + 1`, full barrier, and
+ *    re-reads `prod`: anything that arrived meanwhile is drained before it returns;
+ *  - each side treats the other's indices as untrusted: the host never lets `cons` move
+ *    backwards or past `prod` (such a value is ignored and counted) and never overwrites an
+ *    unconsumed entry; the guest consumes at most #apf_ring::entries' size entries per read
+ *    of `prod` and refuses a `prod` that claims more than the ring holds.
+ * A wake-all is an entry (#APF_TOKEN_WAKE_ALL); no entry for an older token follows it.
+ * The host-written and the guest-written words sit on separate 64-byte cache lines.
+ */
+struct apf_ring {
+    /** Written by the host: producer index (entries published so far). */
+    uint32_t prod;
+    /** Written by the host at registration: the number of entries (a power of two). */
+    uint32_t size;
+    /** Reserved (host line); 0. */
+    uint32_t host_pad[14];
+    /** Written by the guest: consumer index (entries consumed so far): the ACK. */
+    uint32_t cons;
+    /** Written by the guest: notify when `prod` passes this value (hold-off). */
+    uint32_t event;
+    /** Reserved (guest line); 0. */
+    uint32_t guest_pad[14];
+    /** Tokens, `size` of them (flexible: the rest of the page). Written by the host. */
+    uint32_t entries[];
+};
+
+#define APF_RING_PAGE_SIZE 4096u      /**< One ring per page; the page is 4 KiB aligned. */
+#define APF_RING_HEADER_SIZE 128u     /**< Two cache lines: host's, then guest's. */
+#define APF_RING_PROD_OFFSET 0u       /**< Offset of apf_ring::prod. */
+#define APF_RING_SIZE_OFFSET 4u       /**< Offset of apf_ring::size. */
+#define APF_RING_CONS_OFFSET 64u      /**< Offset of apf_ring::cons. */
+#define APF_RING_EVENT_OFFSET 68u     /**< Offset of apf_ring::event. */
+#define APF_RING_ENTRIES_OFFSET 128u  /**< Offset of apf_ring::entries. */
+#define APF_RING_ENTRY_SIZE 4u        /**< One token per entry. */
+#define APF_RING_DEFAULT_ENTRIES 256u /**< Default ring size. */
+#define APF_RING_MAX_ENTRIES 512u     /**< Largest power of two that fits the page. */
+#define APF_RING_MIN_ENTRIES 2u       /**< Smallest ring. */
+/** Low bits of a ring registration value that carry log2(entries). */
+#define APF_RING_LOG2_MASK 0xfffull
+
+APF_STATIC_ASSERT(sizeof(struct apf_ring) == APF_RING_HEADER_SIZE, "ring header is 128 bytes");
+APF_STATIC_ASSERT(APF__OFFSETOF(struct apf_ring, prod) == APF_RING_PROD_OFFSET, "prod");
+APF_STATIC_ASSERT(APF__OFFSETOF(struct apf_ring, size) == APF_RING_SIZE_OFFSET, "size");
+APF_STATIC_ASSERT(APF__OFFSETOF(struct apf_ring, cons) == APF_RING_CONS_OFFSET, "cons");
+APF_STATIC_ASSERT(APF__OFFSETOF(struct apf_ring, event) == APF_RING_EVENT_OFFSET, "event");
+APF_STATIC_ASSERT(APF__OFFSETOF(struct apf_ring, entries) == APF_RING_ENTRIES_OFFSET,
+                  "entries");
+APF_STATIC_ASSERT(APF_RING_ENTRIES_OFFSET + APF_RING_MAX_ENTRIES * APF_RING_ENTRY_SIZE <=
+                      APF_RING_PAGE_SIZE,
+                  "the largest ring fits its page");
+
+/**
+ * @brief Whether the producer must notify after publishing (Xen RING_PUSH_..._AND_CHECK_NOTIFY).
+ * @param old_prod `prod` before this batch.
+ * @param new_prod `prod` after it.
+ * @param event The consumer's event index, read after a full barrier.
+ * @return 1 if @p event lies in (old_prod, new_prod] (modulo 2^32), else 0.
+ */
+static inline int apf_ring_need_notify(uint32_t old_prod, uint32_t new_prod, uint32_t event)
+{
+    return (uint32_t)(new_prod - event) < (uint32_t)(new_prod - old_prod);
+}
 
 #endif /* APF_PROTO_H */

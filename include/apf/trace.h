@@ -16,6 +16,22 @@
  * 1200 host.np 0 0x1000 0x7f000 0
  * @endcode
  * Lines starting with '#' and empty lines are ignored by the parser's users.
+ *
+ * Transports and the "page ready" window (format addition with protocol 1.1): a trace
+ * records which transport each vCPU uses with a `host.transport` event right after
+ * `host.enable` (token = an `APF_TRANSPORT_ID_*` of apf/proto.h, arg = the window):
+ * @code
+ * 0 host.enable 0 0x0 0x1000 9
+ * 0 host.transport 0 0x2 0x0 256
+ * @endcode
+ * The window is how many "page ready"s may be in flight (sent, not yet released by a
+ * `host.ack`): 1 for a one-slot + ACK transport (KVM x86, arm64 slot mode), N for a ready
+ * ring of N entries (the guest's consumer index is the ACK; `host.ack` arg = how many
+ * entries it advanced by), 0 for a transport without throttle. A trace without
+ * `host.transport` events (every trace written before it existed) is checked with window 1,
+ * exactly as before. With a ring, `host.ready` comes once per entry (arg = the vector if
+ * the entry ended a notified batch, else 0: notification hold-off) and `guest.ready` once
+ * per entry consumed, in FIFO order; `guest.ack` once per drain.
  */
 #ifndef APF_TRACE_H
 #define APF_TRACE_H
@@ -33,18 +49,30 @@ enum apf_trace_kind {
     APF_TRACE_HOST_SYNC = 2,        /**< Fault handled synchronously: gpa, arg = why. */
     APF_TRACE_HOST_HALT = 3,        /**< vCPU halted: token awaited, gpa, arg = why. */
     APF_TRACE_HOST_DONE = 4,        /**< Work completed (any thread): token, arg = status. */
-    APF_TRACE_HOST_READY = 5,       /**< "Page ready" written and raised: token (or wake-all). */
-    APF_TRACE_HOST_ACK = 6,         /**< Guest ACK received: arg = 1 if a ready was pending. */
+    /** "Page ready" written: token (or wake-all); once per token posted. arg = the vector
+     *  if a notification was raised (for a ring: for the batch this entry ends), 0 if the
+     *  entry was published without one (notification hold-off). */
+    APF_TRACE_HOST_READY = 5,
+    /** Guest ACK received: arg = the "page ready"s it released: slot transports 1 if one was
+     *  pending (0: spurious ACK), ring transports how many entries the guest's consumer
+     *  index advanced by (emitted when the host reads it, > 0 only). */
+    APF_TRACE_HOST_ACK = 6,
     APF_TRACE_HOST_ENABLE = 7,      /**< APF turned on: gpa = area, arg = flags. */
     APF_TRACE_HOST_DISABLE = 8,     /**< APF turned off: arg = outstanding faults dropped. */
     APF_TRACE_HOST_DROP = 9,        /**< A completion discarded (work of a disabled vCPU). */
     APF_TRACE_HOST_RESET = 10,      /**< vCPU reset. */
     APF_TRACE_HOST_RESTORE = 11,    /**< vCPU state restored (migration). */
+    /** The vCPU's transport, emitted when APF is enabled (right after #APF_TRACE_HOST_ENABLE):
+     *  token = an `APF_TRANSPORT_ID_*` (apf/proto.h), arg = the "page ready" window
+     *  (#APF_TRACE_WINDOW_UNTHROTTLED, #APF_TRACE_WINDOW_SLOT, or the ring's entries). */
+    APF_TRACE_HOST_TRANSPORT = 12,
     /* guest */
     APF_TRACE_GUEST_NOT_PRESENT = 32, /**< Guest took "not present": token. */
-    APF_TRACE_GUEST_READY = 33,       /**< Guest took "page ready" and cleared the slot. */
+    APF_TRACE_GUEST_READY = 33,       /**< Guest took a "page ready" (slot cleared, or one ring
+                                           entry consumed): token. */
     APF_TRACE_GUEST_WAKE = 34,        /**< Guest woke a sleeper: token; arg = count. */
-    APF_TRACE_GUEST_ACK = 35,         /**< Guest ACKed a "page ready". */
+    APF_TRACE_GUEST_ACK = 35,         /**< Guest ACKed (slot) or finished a drain (ring):
+                                           arg = error code, 0. */
     APF_TRACE_GUEST_SLEEP = 36,       /**< Guest task blocked on token (arg 1 = halted CPU). */
     APF_TRACE_GUEST_ENABLE = 37,      /**< Guest enabled APF on a CPU: gpa = area. */
     APF_TRACE_GUEST_DISABLE = 38      /**< Guest disabled APF on a CPU. */
@@ -117,16 +145,51 @@ APF_API int apf_trace_parse(const char *line, size_t len, struct apf_trace_event
 /** @brief Opaque checker state, placed by the caller in memory of apf_trace_checker_size(). */
 struct apf_trace_checker;
 
+/** @name "Page ready" windows (apf_trace_event::arg of #APF_TRACE_HOST_TRANSPORT)
+ *  @{ */
+#define APF_TRACE_WINDOW_UNTHROTTLED 0u /**< No throttle: any number in flight (s390-style). */
+#define APF_TRACE_WINDOW_SLOT 1u        /**< One slot + ACK: the default of every vCPU. */
+/** Queue size per vCPU of apf_trace_checker_size() / _init(): any ready ring
+ *  (#APF_RING_MAX_ENTRIES), or the outstanding limit if larger. */
+#define APF_TRACE_DEFAULT_MAX_WINDOW 512u
+/** apf_trace_checker_set_window(): every vCPU. */
+#define APF_TRACE_ALL_VCPUS 0xffffffffu
+/** @} */
+
 /**
- * @brief Bytes of memory a checker needs.
+ * @brief Bytes of memory a checker needs; the window queues hold
+ * max(#APF_TRACE_DEFAULT_MAX_WINDOW, @p max_outstanding) tokens per vCPU (see
+ * apf_trace_checker_size_windowed()). Since the window queues were added the size is larger
+ * for the same arguments: always size the memory with this function.
  * @param n_vcpus Number of vCPUs in the trace (1..65536).
  * @param max_outstanding Most faults a vCPU can have outstanding at once (1..65536).
- * @return The size in bytes, or 0 if an argument is out of range.
+ * @return The size in bytes, or 0 if an argument is out of range or the size does not fit
+ *         in a size_t.
  */
 APF_API size_t apf_trace_checker_size(uint32_t n_vcpus, uint32_t max_outstanding);
 
 /**
- * @brief Initialise a checker in caller-provided memory.
+ * @brief Bytes of memory a checker with window queues of @p max_window tokens per vCPU needs.
+ *
+ * The queue holds, per vCPU, the "page ready" tokens the host sent and the guest has not
+ * consumed yet (for the FIFO check of guest.ready). A window W > 0 needs W entries; an
+ * unthrottled vCPU (window 0) has no bound of its own, so the queue is the bound: a trace
+ * with guest events and more unconsumed "page ready"s than @p max_window is refused with
+ * APF_ENOSPC (not a protocol violation: the checker is too small).
+ * @param n_vcpus Number of vCPUs in the trace (1..65536).
+ * @param max_outstanding Most faults a vCPU can have outstanding at once (1..65536).
+ * @param max_window Queue entries per vCPU (1..65536): the largest window used, or the
+ *        bound for unthrottled transports.
+ * @return The size in bytes, or 0 if an argument is out of range or the size does not fit
+ *         in a size_t (32-bit targets).
+ */
+APF_API size_t apf_trace_checker_size_windowed(uint32_t n_vcpus, uint32_t max_outstanding,
+                                               uint32_t max_window);
+
+/**
+ * @brief Initialise a checker in caller-provided memory (window queues of
+ * max(#APF_TRACE_DEFAULT_MAX_WINDOW, @p max_outstanding) tokens). Every vCPU starts with
+ * window #APF_TRACE_WINDOW_SLOT.
  * @param mem At least apf_trace_checker_size() bytes, 8-byte aligned.
  * @param size Size of @p mem.
  * @param n_vcpus As given to apf_trace_checker_size().
@@ -138,24 +201,72 @@ APF_API struct apf_trace_checker *apf_trace_checker_init(void *mem, size_t size,
                                                          uint32_t max_outstanding);
 
 /**
+ * @brief Initialise a checker with window queues of @p max_window tokens per vCPU.
+ * Every vCPU starts with window #APF_TRACE_WINDOW_SLOT.
+ * @param mem At least apf_trace_checker_size_windowed() bytes, 8-byte aligned.
+ * @param size Size of @p mem.
+ * @param n_vcpus As given to apf_trace_checker_size_windowed().
+ * @param max_outstanding As given to apf_trace_checker_size_windowed().
+ * @param max_window As given to apf_trace_checker_size_windowed().
+ * @return The checker (inside @p mem), or NULL if @p mem is too small or misaligned or an
+ *         argument is out of range.
+ */
+APF_API struct apf_trace_checker *apf_trace_checker_init_windowed(void *mem, size_t size,
+                                                                  uint32_t n_vcpus,
+                                                                  uint32_t max_outstanding,
+                                                                  uint32_t max_window);
+
+/**
+ * @brief Fix the "page ready" window of one vCPU or of all, overriding the default (1) and
+ * any #APF_TRACE_HOST_TRANSPORT event fed later for that vCPU (such events are then
+ * accepted but do not change the window). Use it for traces of emitters that do not record
+ * their transport, or to check a trace against another window than the recorded one.
+ * Call it before feeding the vCPU's events; called mid-trace it applies from the next event.
+ * @param c The checker.
+ * @param vcpu A vCPU index, or #APF_TRACE_ALL_VCPUS.
+ * @param window #APF_TRACE_WINDOW_UNTHROTTLED, #APF_TRACE_WINDOW_SLOT, or N (a ring of N).
+ * @return 0; APF_EINVAL if @p vcpu is out of range.
+ */
+APF_API int apf_trace_checker_set_window(struct apf_trace_checker *c, uint32_t vcpu,
+                                         uint32_t window);
+
+/**
+ * @brief The window a vCPU is checked with now (the default, the last
+ * #APF_TRACE_HOST_TRANSPORT fed for it, or the one set by apf_trace_checker_set_window()).
+ * @param c The checker.
+ * @param vcpu A vCPU index.
+ * @return The window (0 = unthrottled); 0 also if @p vcpu is out of range.
+ */
+APF_API uint32_t apf_trace_checker_window(const struct apf_trace_checker *c, uint32_t vcpu);
+
+/**
  * @brief Feed the next event, in the order the events happened.
  *
- * Invariants checked (per vCPU), each reported with the offending event:
+ * Invariants checked (per vCPU, with its window W: see #APF_TRACE_HOST_TRANSPORT and
+ * apf_trace_checker_set_window()), each reported with the offending event:
  *  - a "not present" token is neither 0 nor 0xffffffff and not already outstanding;
- *  - at most one "page ready" is in flight: the next is sent only after the guest ACKed
- *    (host.ack), and, when guest events are present, after the guest consumed the previous
- *    one (guest.ready);
+ *  - W > 0: at most W "page ready"s are in flight (sent, not released by host.ack); W = 1:
+ *    the next is sent only after the guest ACKed ("second page ready before the guest ACKed
+ *    the first"); W = 0: no bound;
+ *  - a host.ack releases no more "page ready"s than are in flight (its arg; a corrupt,
+ *    overrun or rewound consumer index shows up here); with W = 1 an ACK frees the slot
+ *    whatever its arg (0 or 1), as before arg counted;
+ *  - when guest events are present, W > 0: at most W sent "page ready"s not yet consumed by
+ *    the guest (guest.ready) when the next is written (W = 1: the slot);
  *  - a "page ready" names an outstanding token whose "not present" was delivered, or is a
- *    wake-all; no token is answered twice;
+ *    wake-all; no token is answered twice; no "page ready" for a token whose "not present"
+ *    preceded a wake-all (the wake-all answered it);
  *  - after APF is (re-)enabled, a wake-all is delivered before any other "page ready";
  *  - nothing is delivered to a vCPU with APF off;
- *  - guest side: a guest "page ready" token equals the one the host sent.
+ *  - guest side: guest.ready tokens are the host's sent tokens, in the order sent (FIFO;
+ *    W = 1: the one in the slot); a guest "not present" is one the host sent.
  * After the first violation the checker stays failed and ignores further events.
  * @param c The checker.
  * @param ev The event.
  * @return 0 if the trace is still consistent; APF_EPROTO at (and after) the first violation;
- *         APF_EINVAL if @p ev names a vCPU out of range; APF_ENOSPC if more tokens are
- *         outstanding than the checker was sized for.
+ *         APF_EINVAL if @p ev names a vCPU out of range (the event is not counted);
+ *         APF_ENOSPC (at and after it, like a violation) if more tokens are outstanding, or
+ *         more "page ready"s unconsumed by the guest, than the checker was sized for.
  */
 APF_API int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_event *ev);
 
@@ -163,7 +274,8 @@ APF_API int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf
  * @brief End of trace: in addition, every delivered "not present" must have been answered
  * by exactly one "page ready" or covered by a wake-all or a disable.
  * @param c The checker.
- * @return 0 if the whole trace is consistent, APF_EPROTO otherwise.
+ * @return 0 if the whole trace is consistent, APF_EPROTO otherwise (or the APF_ENOSPC of
+ *         an earlier apf_trace_checker_feed()).
  */
 APF_API int apf_trace_checker_finish(struct apf_trace_checker *c);
 

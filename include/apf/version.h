@@ -14,7 +14,7 @@
 #include "apf/export.h"
 
 #define APF_VERSION_MAJOR 0 /**< Incompatible API changes. */
-#define APF_VERSION_MINOR 1 /**< Backwards-compatible additions. */
+#define APF_VERSION_MINOR 2 /**< Backwards-compatible additions (while MAJOR is 0: any change). */
 #define APF_VERSION_PATCH 0 /**< Fixes. */
 
 /** The version packed as `major << 16 | minor << 8 | patch`, comparable as an integer. */

@@ -3,9 +3,11 @@
  * libapf-guest internals. Freestanding: only compiler headers.
  *
  * Where each rule lives:
- *   reason/token decoding, host values checked .. runtime.c apf_guest_on_exception /
- *                                                  apf_guest_on_interrupt
- *   wake, clear, ACK - in that order ............. runtime.c apf_guest_on_interrupt
+ *   channel decoding (area, ring) ................ the backends (backend_*.c), ring.c
+ *   host values checked (tokens, probe) .......... runtime.c apf_guest_on_exception /
+ *                                                  apf_guest_on_interrupt, check_info
+ *   wake, release, finish (ACK) - in that order .. runtime.c apf_guest_on_interrupt
+ *   ready ring: untrusted prod, hold-off ......... ring.c
  *   wake-before-wait (placeholders) .............. sleep_table.c apf__st_wait / apf__st_wake
  *   pool exhaustion: never lose a wake-up ........ sleep_table.c apf__st_must_not_sleep
  *   wake-all frees this CPU's placeholders ....... sleep_table.c apf__st_wake_cpu
@@ -20,26 +22,16 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "apf/guest.h"
 #include "proto/atomic.h"
 
-/* The shared area as the runtime accesses it: the host writes it outside the guest's view,
- * so every access is an atomic (never cached by the compiler; relaxed is enough: the
- * interrupt / exception is the synchronisation point). Same layout as apf_shared_area. */
-struct apf__area {
-    _Atomic uint32_t flags;
-    _Atomic uint32_t token;
-    uint8_t pad[56];
-};
-_Static_assert(sizeof(struct apf__area) == APF_AREA_SIZE, "area layout");
-_Static_assert(sizeof(_Atomic uint32_t) == 4, "atomic u32 is a plain u32 in memory");
-
 struct apf__gstats {
     _Atomic uint64_t not_present, slept, halted, placeholder_hits, retries;
     _Atomic uint64_t ready, wake_all, woken, placeholders, lost_wakeups, spurious;
-    _Atomic uint64_t bad_host_values, acks;
+    _Atomic uint64_t bad_host_values, acks, ring_entries, notifications;
     _Atomic uint32_t placeholders_in_use;
     _Atomic uint32_t waiting; /* this CPU's waiters in the table now */
 };
@@ -47,7 +39,9 @@ struct apf__gstats {
 /* One cache-line-aligned block per CPU: the CPUs never write each other's lines (except
  * placeholders_in_use, when a placeholder is consumed by another CPU). */
 struct apf__gcpu {
-    _Alignas(64) struct apf__area area; /* first: 64-byte aligned as the protocol requires */
+    /* The backend's notification channel (apf_guest_backend_ops::chan_size bytes, aligned
+     * as it asked, in the runtime's memory), or NULL if it needs none. */
+    _Alignas(64) void *chan;
     _Atomic uint32_t enabled; /* written on this CPU; read by statistics from anywhere */
     /* Wake-alls of this CPU so far (apf__st_wake_cpu): a waiter whose window contains one
      * must not sleep (see sleep_table.c). */
@@ -72,6 +66,7 @@ struct apf_guest {
     struct apf_guest_config cfg;
     int available;   /* 1, or why not (negative) */
     uint32_t caps;   /* backend capabilities */
+    size_t chan_size; /* per-CPU channel bytes (backend's chan_size) */
     uint32_t vector; /* "page ready" vector in use */
     struct apf_guest_backend_info info;
     struct apf__gcpu *cpus;

@@ -1,34 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Completions: from a worker (or the embedder) to the vCPU.
- *
- * Each vCPU has a completion queue with many producers (workers, any thread calling
- * apf_host_complete) and one consumer (the vCPU). It is a Treiber stack of slots: a
- * producer pushes with one CAS; the consumer takes the whole stack with one exchange and
- * reverses it into completion order. No locks, no ABA (single elements are never popped),
- * and no allocation (the slot is the node).
+ * Completions: from a worker (or the embedder) to the vCPU, through the vCPU's completion
+ * stack (completion_stack.h), and into its "page ready" FIFO (ready_fifo.h).
  */
+#include "host/completion_stack.h"
 #include "host/engine.h"
-
-/* Pushes a slot; returns true if the queue was empty (the empty -> non-empty transition).
- * The CAS is seq_cst: it is the store half of the lost-kick pattern below. */
-static bool apf__cq_push(struct apf__vcpu *v, struct apf__slot *s)
-{
-    struct apf__slot *head = apf_load_relaxed(&v->cq_head);
-    do {
-        s->cq_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&v->cq_head, &head, s, memory_order_seq_cst,
-                                                    memory_order_relaxed));
-    return head == NULL;
-}
 
 /*
  * Rule: kick the vCPU only on the empty -> non-empty transition of its completion queue,
- * and only when no "page ready" is pending; always kick a halted vCPU.
+ * and only when no ACK is outstanding; always kick a halted vCPU.
  * (Linux kvm_arch_async_page_present_queued; reference "Page ready" point 5.)
  *
- * Why no kick while a "page ready" is pending: the guest's ACK brings the vCPU back to
- * apf_host_vcpu_ack(), which releases the throttle, and the next entry takes the queue.
+ * Why no kick while an ACK is outstanding (slot + ACK transports): the guest's ACK brings
+ * the vCPU back to apf_host_vcpu_ack(), which releases the throttle, and the next entry
+ * takes the queue. A ring transport never has an ACK outstanding: every transition kicks.
  *
  * Memory ordering (the 2025 KVM fix: a lost kick leaves a completion stranded until some
  * unrelated exit). Two threads, two variables:
@@ -47,7 +32,8 @@ static void apf__kick_after_push(struct apf__vcpu *v, bool was_empty)
         kick = apf_load_seq_cst(&v->ready_pending) == 0;
     if (kick) {
         atomic_fetch_add_explicit(&v->kicks, 1, memory_order_relaxed);
-        v->host->ops.kick(v->host->cfg.ctx, v->id);
+        struct apf_host *h = v->chan.host;
+        h->ops.kick(h->cfg.ctx, v->chan.vcpu);
     }
 }
 
@@ -70,7 +56,7 @@ int apf__complete(struct apf__vcpu *v, uint32_t token, int status)
      * (seq_cst) publishes it to the vCPU's exchange. */
     s->status = status;
     apf__trace(v, APF_TRACE_HOST_DONE, token, 0, status);
-    bool was_empty = apf__cq_push(v, s);
+    bool was_empty = apf__cq_push(&v->cq_head, s);
     apf__kick_after_push(v, was_empty);
     return 0;
 }
@@ -80,7 +66,7 @@ int apf_host_complete(struct apf_host *h, uint32_t vcpu, uint32_t token, int sta
     struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
     /* With workers, each job holds the only right to complete its token: an embedder's
      * completion would race the worker's (which then finds its token done). */
-    if (v == NULL || status > 0 || h->pool != NULL)
+    if (v == NULL || status > 0 || h->executor_owned)
         return APF_EINVAL;
     return apf__complete(v, token, status);
 }
@@ -94,7 +80,7 @@ int apf_host_complete(struct apf_host *h, uint32_t vcpu, uint32_t token, int sta
 static void apf__completion_take(struct apf__vcpu *v, struct apf__slot *s)
 {
     int rm = apf__map_remove(&v->dedup, apf__gfn(v, s->gpa));
-    APF__BUG_ON(rm != 0); /* every outstanding slot has its frame in the dedup table */
+    APF__BUG_ON(v->chan.host, rm != 0); /* every outstanding slot has its frame in dedup */
     apf_counter_inc(&v->stats.completions);
     if (s->cancelled) {
         apf_counter_inc(&v->stats.completions_dropped);
@@ -104,37 +90,28 @@ static void apf__completion_take(struct apf__vcpu *v, struct apf__slot *s)
     }
     if (s->status < 0) {
         apf_counter_inc(&v->stats.resolve_failures);
-        apf__failed_add(v, apf__gfn(v, s->gpa));
+        apf__failed_add(&v->failed, apf__gfn(v, s->gpa));
     }
     if (!s->np_delivered) {
         apf__slot_free(v, s);
         return;
     }
-    apf__fifo_push(v, s);
+    apf__fifo_push(&v->fifo, s);
+    apf__fifo_stats(v);
 }
 
 uint32_t apf__drain(struct apf__vcpu *v)
 {
-    /* seq_cst load: the load half of the lost-kick pattern (see apf__kick_after_push). */
-    if (apf_load_seq_cst(&v->cq_head) == NULL)
+    struct apf__slot *s = apf__cq_take_all(&v->cq_head);
+    if (s == NULL)
         return 0;
-    struct apf__slot *s = atomic_exchange_explicit(&v->cq_head, NULL, memory_order_seq_cst);
-    /* The stack is newest first: reverse it so completions are taken in order. */
-    struct apf__slot *ordered = NULL;
-    while (s) {
-        struct apf__slot *next = s->cq_next;
-        s->cq_next = ordered;
-        ordered = s;
-        s = next;
-    }
     uint32_t n = 0;
-    for (s = ordered; s; n++) {
+    for (; s; n++) {
         struct apf__slot *next = s->cq_next;
         apf__completion_take(v, s);
         s = next;
     }
     /* Any completion ends an artificial halt: the vCPU retries its access (as KVM). */
-    if (n)
-        apf_store_seq_cst(&v->halted, 0);
+    apf_store_seq_cst(&v->halted, 0);
     return n;
 }

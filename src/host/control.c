@@ -16,7 +16,8 @@
  */
 static void apf__wake_all_queue(struct apf__vcpu *v)
 {
-    apf__fifo_push(v, &v->wake_all);
+    apf__fifo_push(&v->fifo, &v->wake_all);
+    apf__fifo_stats(v);
 }
 
 /*
@@ -35,9 +36,8 @@ uint32_t apf__vcpu_drop(struct apf__vcpu *v)
 {
     apf__drain(v);
     uint32_t dropped = 0;
-    while (v->fifo_head) {
-        struct apf__slot *s = v->fifo_head;
-        v->fifo_head = s->fifo_next;
+    while (apf__fifo_peek(&v->fifo)) {
+        struct apf__slot *s = apf__fifo_pop(&v->fifo);
         if (s != &v->wake_all) {
             apf_counter_inc(&v->stats.completions_dropped);
             apf__trace(v, APF_TRACE_HOST_DROP, s->token, s->gpa, s->status);
@@ -45,10 +45,8 @@ uint32_t apf__vcpu_drop(struct apf__vcpu *v)
             dropped++;
         }
     }
-    v->fifo_tail = NULL;
-    v->fifo_len = 0;
-    apf_store_relaxed(&v->stats.ready_queue, 0);
-    for (uint32_t i = 0; i < v->host->limit; i++) {
+    apf__fifo_stats(v);
+    for (uint32_t i = 0; i < v->chan.host->limit; i++) {
         struct apf__slot *s = &v->slots[i];
         uint32_t state = APF__TAG_STATE(apf_load_acquire(&s->tag));
         if (state != APF__SLOT_FREE && !s->cancelled) {
@@ -59,47 +57,58 @@ uint32_t apf__vcpu_drop(struct apf__vcpu *v)
     atomic_fetch_add_explicit(&v->epoch, 1, memory_order_relaxed);
     apf__ready_pending_clear(v);
     apf_store_seq_cst(&v->halted, 0);
-    v->failed_n = 0;
-    v->failed_next = 0;
+    apf__failed_clear(&v->failed);
     return dropped;
 }
 
 static bool apf__vector_valid(const struct apf__vcpu *v, uint32_t vector)
 {
-    if (v->host->cfg.abi == APF_HOST_ABI_ARM64)
-        return vector >= APF_ARM64_PPI_MIN && vector <= APF_ARM64_PPI_MAX;
-    return vector >= APF_X86_FIRST_EXTERNAL_VECTOR && vector <= 0xff;
+    const struct apf_host *h = v->chan.host;
+    return h->tp.vector_check(h->tctx, vector) == 0;
 }
 
 /* Everything enable needs, checked without side effects. */
 int apf__vcpu_enable_check(const struct apf__vcpu *v, uint64_t area_gpa, uint32_t flags,
-                             uint32_t vector)
+                           uint32_t vector)
 {
-    uint32_t valid = v->host->cfg.abi == APF_HOST_ABI_ARM64
-                         ? APF_ARM64_EN_VALID
-                         : (APF_EN_ENABLED | APF_EN_SEND_ALWAYS | APF_EN_DELIVERY_AS_PF_VMEXIT |
-                            APF_EN_DELIVERY_AS_INT);
-    if (flags & ~valid)
+    const struct apf_host *h = v->chan.host;
+    if (flags & ~h->tp.valid_flags)
         return APF_EINVAL;
     if (area_gpa & (APF_AREA_ALIGN - 1))
         return APF_EINVAL;
     if (!apf__vector_valid(v, vector))
         return APF_EINVAL;
-    uint32_t probe[2];
-    if (v->host->ops.read_guest(v->host->cfg.ctx, area_gpa, probe, sizeof(probe)) != 0)
-        return APF_EFAULT;
-    return 0;
+    return h->tp.enable_check(h->tctx, &v->chan, area_gpa, flags | APF_EN_ENABLED);
+}
+
+/* APF goes off for the channel: the transport forgets its state, the channel its values. */
+static void apf__chan_off(struct apf__vcpu *v)
+{
+    struct apf_host *h = v->chan.host;
+    v->chan.enabled = 0;
+    v->chan.flags = 0;
+    v->chan.area_gpa = 0;
+    v->chan.window = h->tp.window;
+    v->chan.needs_ack = (h->tp.caps & APF_HOST_TRANSPORT_NEEDS_ACK) != 0;
+    if (h->tp.reset)
+        h->tp.reset(h->tctx, &v->chan);
 }
 
 static void apf__enable_apply(struct apf__vcpu *v, uint64_t area_gpa, uint32_t flags)
 {
-    if (v->enabled)
+    struct apf_host *h = v->chan.host;
+    if (v->chan.enabled)
         apf__vcpu_drop(v);
-    v->area_gpa = area_gpa;
-    v->flags = flags | APF_EN_ENABLED;
-    v->enabled = 1;
+    v->chan.area_gpa = area_gpa;
+    v->chan.flags = flags | APF_EN_ENABLED;
+    v->chan.enabled = 1;
+    v->chan.window = h->tp.window;
+    v->chan.needs_ack = (h->tp.caps & APF_HOST_TRANSPORT_NEEDS_ACK) != 0;
+    if (h->tp.enabled)
+        h->tp.enabled(h->tctx, &v->chan);
     apf__wake_all_queue(v);
-    apf__trace(v, APF_TRACE_HOST_ENABLE, 0, area_gpa, (int32_t)v->flags);
+    apf__trace(v, APF_TRACE_HOST_ENABLE, 0, area_gpa, (int32_t)v->chan.flags);
+    apf__trace(v, APF_TRACE_HOST_TRANSPORT, h->tp.id, 0, (int32_t)v->chan.window);
 }
 
 int apf_host_vcpu_enable(struct apf_host *h, uint32_t vcpu, uint64_t area_gpa, uint32_t flags)
@@ -107,7 +116,7 @@ int apf_host_vcpu_enable(struct apf_host *h, uint32_t vcpu, uint64_t area_gpa, u
     struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
     if (v == NULL)
         return APF_EINVAL;
-    int err = apf__vcpu_enable_check(v, area_gpa, flags, v->vector);
+    int err = apf__vcpu_enable_check(v, area_gpa, flags, v->chan.vector);
     if (err)
         return err;
     apf__enable_apply(v, area_gpa, flags);
@@ -119,7 +128,7 @@ int apf_host_vcpu_set_vector(struct apf_host *h, uint32_t vcpu, uint32_t vector)
     struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
     if (v == NULL || !apf__vector_valid(v, vector))
         return APF_EINVAL;
-    v->vector = vector;
+    v->chan.vector = vector;
     return 0;
 }
 
@@ -128,12 +137,10 @@ int apf_host_vcpu_disable(struct apf_host *h, uint32_t vcpu)
     struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
     if (v == NULL)
         return APF_EINVAL;
-    if (!v->enabled)
+    if (!v->chan.enabled)
         return 0;
     uint32_t dropped = apf__vcpu_drop(v);
-    v->enabled = 0;
-    v->flags = 0;
-    v->area_gpa = 0;
+    apf__chan_off(v);
     apf__trace(v, APF_TRACE_HOST_DISABLE, 0, 0, (int32_t)dropped);
     return (int)dropped;
 }
@@ -141,12 +148,10 @@ int apf_host_vcpu_disable(struct apf_host *h, uint32_t vcpu)
 static void apf__vcpu_reset(struct apf__vcpu *v)
 {
     uint32_t dropped = apf__vcpu_drop(v);
-    if (v->enabled)
+    if (v->chan.enabled)
         apf__trace(v, APF_TRACE_HOST_DISABLE, 0, 0, (int32_t)dropped);
-    v->enabled = 0;
-    v->flags = 0;
-    v->area_gpa = 0;
-    v->vector = 0;
+    apf__chan_off(v);
+    v->chan.vector = 0;
     apf__trace(v, APF_TRACE_HOST_RESET, 0, 0, 0);
 }
 
@@ -165,10 +170,10 @@ int apf_host_vcpu_save(struct apf_host *h, uint32_t vcpu, struct apf_host_vcpu_s
     if (v == NULL || st == NULL)
         return APF_EINVAL;
     st->version = APF_HOST_STATE_VERSION;
-    st->enabled = v->enabled;
-    st->area_gpa = v->area_gpa;
-    st->flags = v->flags;
-    st->vector = v->vector;
+    st->enabled = v->chan.enabled;
+    st->area_gpa = v->chan.area_gpa;
+    st->flags = v->chan.flags;
+    st->vector = v->chan.vector;
     st->seq = v->tokens.seq;
     st->reserved = 0;
     return 0;
@@ -195,7 +200,7 @@ int apf_host_vcpu_restore(struct apf_host *h, uint32_t vcpu, const struct apf_ho
     }
 
     apf__vcpu_reset(v);
-    v->vector = st->vector;
+    v->chan.vector = st->vector;
     v->tokens.seq = st->seq;
     apf__trace(v, APF_TRACE_HOST_RESTORE, 0, st->area_gpa, (int32_t)st->enabled);
     if (st->enabled)

@@ -5,34 +5,6 @@
  */
 #include "host/engine.h"
 
-/* ---- accesses whose async resolve failed: retried synchronously ---------------------------- */
-
-void apf__failed_add(struct apf__vcpu *v, uint64_t gfn)
-{
-    /* A small ring: if more than APF__FAILED_RING failures wait for their retry, the oldest
-     * is forgotten and that retry goes async once more (and may fail once more): no
-     * completion is ever lost, only a retry repeated. */
-    v->failed_gfn[v->failed_next] = gfn;
-    v->failed_next = (v->failed_next + 1) % APF__FAILED_RING;
-    if (v->failed_n < APF__FAILED_RING)
-        v->failed_n++;
-}
-
-int apf__failed_take(struct apf__vcpu *v, uint64_t gfn)
-{
-    for (uint32_t i = 0; i < v->failed_n; i++) {
-        uint32_t at = (v->failed_next + APF__FAILED_RING - 1 - i) % APF__FAILED_RING;
-        if (v->failed_gfn[at] == gfn) {
-            /* Remove by moving the oldest entry into its place. */
-            uint32_t oldest = (v->failed_next + APF__FAILED_RING - v->failed_n) % APF__FAILED_RING;
-            v->failed_gfn[at] = v->failed_gfn[oldest];
-            v->failed_n--;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /*
  * Rule: may this fault go async at all? (Linux kvm_can_do_async_pf and kvm_setup_async_pf.)
  * Not when APF is off; not when interrupts are off in the guest (then not even an
@@ -43,9 +15,9 @@ int apf__failed_take(struct apf__vcpu *v, uint64_t gfn)
  */
 static int32_t apf__fault_sync_reason(struct apf__vcpu *v, uint64_t gfn, uint32_t gs)
 {
-    if (!v->enabled)
+    if (!v->chan.enabled)
         return APF_WHY_DISABLED;
-    if (v->failed_n && apf__failed_take(v, gfn))
+    if (v->failed.n && apf__failed_take(&v->failed, gfn))
         return APF_WHY_RETRY_FAILED;
     if (!(gs & APF_GS_IRQ_ON))
         return APF_WHY_IRQS_OFF;
@@ -60,42 +32,20 @@ static int32_t apf__fault_sync_reason(struct apf__vcpu *v, uint64_t gfn, uint32_
  *  - not masked (arm64: no SDEI handler running);
  *  - the guest is unprivileged, unless it asked for SEND_ALWAYS;
  *  - in a nested guest only if L1 opted into DELIVERY_AS_PF_VMEXIT;
- *  - x86: paging on (a \#PF needs CR0.PG = 1).
- * The arm64 "previous event consumed" and the writability of the area are checked when the
- * reason is written (apf__np_write).
+ *  - what the wire needs (transport np_deliverable: x86 paging on).
+ * Whether the area is free (arm64 "previous event consumed") and writable is decided when
+ * the transport posts it (np_post).
  */
 static bool apf__np_deliverable(const struct apf__vcpu *v, uint32_t gs)
 {
+    const struct apf_host *h = v->chan.host;
     if (gs & APF_GS_NP_MASKED)
         return false;
-    if (!(gs & APF_GS_USER) && !(v->flags & APF_EN_SEND_ALWAYS))
+    if (!(gs & APF_GS_USER) && !(v->chan.flags & APF_EN_SEND_ALWAYS))
         return false;
     if (gs & APF_GS_NESTED)
-        return (v->flags & APF_EN_DELIVERY_AS_PF_VMEXIT) != 0;
-    if (v->host->cfg.abi == APF_HOST_ABI_KVM_X86 && !(gs & APF_GS_PAGING))
-        return false;
-    return true;
-}
-
-/* Writes the reason (x86: flags = 1, the token goes in CR2; arm64: reason and token, only
- * into a consumed area). Returns 0, or an error if it cannot be delivered now. */
-static int apf__np_write(struct apf__vcpu *v, uint32_t token)
-{
-    struct apf_host *h = v->host;
-    if (h->cfg.abi == APF_HOST_ABI_ARM64) {
-        uint32_t area[2];
-        int err = h->ops.read_guest(h->cfg.ctx, v->area_gpa, area, sizeof(area));
-        if (err)
-            return err;
-        if (area[0] != APF_REASON_NONE || area[1] != APF_TOKEN_INVALID)
-            return APF_EBUSY;
-        area[0] = APF_REASON_NOT_PRESENT;
-        area[1] = token;
-        return h->ops.write_guest(h->cfg.ctx, v->area_gpa, area, sizeof(area));
-    }
-    uint32_t reason = APF_REASON_NOT_PRESENT;
-    return h->ops.write_guest(h->cfg.ctx, v->area_gpa + APF_AREA_FLAGS_OFFSET, &reason,
-                              sizeof(reason));
+        return (v->chan.flags & APF_EN_DELIVERY_AS_PF_VMEXIT) != 0;
+    return h->tp.np_deliverable(h->tctx, &v->chan, gs) != 0;
 }
 
 static int apf__fault_sync(struct apf__vcpu *v, uint64_t gpa, int32_t why)
@@ -152,8 +102,8 @@ int apf_host_vcpu_fault(struct apf_host *h, uint32_t vcpu, uint64_t gpa, uint32_
 
     uint32_t idx;
     uint32_t token = apf__token_alloc(&v->tokens, &idx);
-    APF__BUG_ON(token == APF_TOKEN_INVALID); /* the limit check above guarantees a slot */
-    if (deliver && apf__np_write(v, token) != 0) {
+    APF__BUG_ON(h, token == APF_TOKEN_INVALID); /* the limit check above guarantees a slot */
+    if (deliver && h->tp.np_post(h->tctx, &v->chan, token) != 0) {
         deliver = false;
         if (h->cfg.fallback == APF_HOST_FALLBACK_SYNC) {
             apf__token_free(&v->tokens, idx);
@@ -168,7 +118,7 @@ int apf_host_vcpu_fault(struct apf_host *h, uint32_t vcpu, uint64_t gpa, uint32_
     s->cancelled = 0;
     s->status = 0;
     int err = apf__map_insert(&v->dedup, gfn, idx);
-    APF__BUG_ON(err != 0); /* looked up above; the table has room for every slot */
+    APF__BUG_ON(h, err != 0); /* looked up above; the table has room for every slot */
     uint32_t used = apf__tokens_used(&v->tokens);
     apf_store_relaxed(&v->stats.outstanding, used);
     apf__stat_max(&v->stats.outstanding_hwm, used);
@@ -179,20 +129,13 @@ int apf_host_vcpu_fault(struct apf_host *h, uint32_t vcpu, uint64_t gpa, uint32_
      * ahead of the notification it answers). */
     int result;
     if (deliver) {
-        h->ops.inject_not_present(h->cfg.ctx, v->id, token);
+        h->ops.inject_not_present(h->cfg.ctx, v->chan.vcpu, token);
         apf_counter_inc(&v->stats.faults_async);
         apf__trace(v, APF_TRACE_HOST_NOT_PRESENT, token, gpa, 0);
         result = APF_FAULT_ASYNC;
     } else {
         result = apf__fault_halt(v, token, gpa, APF_WHY_UNDELIVERABLE);
     }
-
-    if (h->pool) {
-        struct apf__job job = {
-            .v = v, .gpa = gpa, .token = token, .epoch = apf_load_relaxed(&v->epoch)};
-        apf__pool_submit(h, &job);
-    } else {
-        h->ops.submit(h->cfg.ctx, v->id, token, gpa);
-    }
+    h->submit(h->submit_ctx, v->chan.vcpu, token, gpa);
     return result;
 }

@@ -1,46 +1,33 @@
 /* SPDX-License-Identifier: MIT */
-/* libapf-host: engine creation and teardown, shared helpers, statistics. */
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
+/*
+ * libapf-host core: engine creation and teardown, shared helpers, statistics, and what the
+ * engine gives transports (apf/host_transport.h). Freestanding: no libc, no threads; the
+ * allocator, clock, log and fatal-error hooks come from the embedder (hosted.c supplies the
+ * C library's in the hosted build).
+ */
 #include "host/engine.h"
 
-_Noreturn void apf__bug(const char *file, int line, const char *what)
+_Noreturn void apf__bug(const struct apf_host *h, const char *file, int line, const char *what)
 {
-    fprintf(stderr, "libapf-host: internal invariant broken at %s:%d: %s\n", file, line, what);
-    abort();
+    if (h && h->env.fatal)
+        h->env.fatal(h->env.ctx, file, line, what);
+    __builtin_trap(); /* `fatal` must not return; without one, stop here */
 }
-
-/* ---- allocation -------------------------------------------------------------------------- */
-
-static void *default_alloc(void *ctx, size_t size, size_t align)
-{
-    (void)ctx;
-    void *p = NULL;
-    if (align < sizeof(void *))
-        align = sizeof(void *);
-    return posix_memalign(&p, align, size) == 0 ? p : NULL;
-}
-
-static void default_free(void *ctx, void *ptr, size_t size)
-{
-    (void)ctx;
-    (void)size;
-    free(ptr);
-}
-
-static const struct apf_allocator default_allocator = {default_alloc, default_free, NULL};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
+
+void apf__memzero(void *p, size_t n)
+{
+    unsigned char *c = p;
+    while (n--)
+        *c++ = 0;
+}
 
 void *apf__zalloc(const struct apf_host *h, size_t size)
 {
     void *p = h->alloc.alloc(h->alloc.ctx, size, 64);
     if (p)
-        memset(p, 0, size);
+        apf__memzero(p, size);
     return p;
 }
 
@@ -50,25 +37,14 @@ void apf__free(const struct apf_host *h, void *p, size_t size)
         h->alloc.free(h->alloc.ctx, p, size);
 }
 
-struct apf__vcpu *apf__vcpu_get(const struct apf_host *h, uint32_t id)
+void apf__trace_emit(const struct apf__vcpu *v, uint32_t kind, uint32_t token, uint64_t gpa,
+                     int32_t arg)
 {
-    if (h == NULL || id >= h->n_vcpus)
-        return NULL;
-    return &h->vcpus[id];
-}
-
-void apf__trace(const struct apf__vcpu *v, uint32_t kind, uint32_t token, uint64_t gpa,
-                int32_t arg)
-{
-    const struct apf_host *h = v->host;
-    if (h->cfg.trace == NULL)
-        return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const struct apf_host *h = v->chan.host;
     struct apf_trace_event ev = {
-        .time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+        .time_ns = h->env.now_ns ? h->env.now_ns(h->env.ctx) : 0,
         .gpa = gpa,
-        .vcpu = v->id,
+        .vcpu = v->chan.vcpu,
         .token = token,
         .kind = kind,
         .arg = arg,
@@ -80,6 +56,12 @@ void apf__stat_max(_Atomic uint32_t *hwm, uint32_t value)
 {
     if (value > apf_load_relaxed(hwm))
         apf_store_relaxed(hwm, value);
+}
+
+void apf__fifo_stats(struct apf__vcpu *v)
+{
+    apf_store_relaxed(&v->stats.ready_queue, v->fifo.len);
+    apf__stat_max(&v->stats.ready_queue_hwm, v->fifo.len);
 }
 
 /* A slot goes back to the free FIFO; its tag keeps the old token in state FREE so that a
@@ -96,9 +78,9 @@ void apf__slot_free(struct apf__vcpu *v, struct apf__slot *s)
 /* ---- layout of the per-vCPU storage -------------------------------------------------------- */
 
 struct layout {
-    uint32_t cap;        /* token ring capacity */
-    uint32_t dedup_cap;  /* dedup entries */
-    size_t slots_off, ring_off, dedup_off, per_vcpu;
+    uint32_t cap;       /* token ring capacity */
+    uint32_t dedup_cap; /* dedup entries */
+    size_t slots_off, ring_off, dedup_off, priv_off, per_vcpu;
 };
 
 static size_t align_up(size_t n, size_t a)
@@ -106,7 +88,7 @@ static size_t align_up(size_t n, size_t a)
     return (n + a - 1) & ~(a - 1);
 }
 
-static struct layout layout_of(uint32_t limit)
+static struct layout layout_of(uint32_t limit, uint32_t priv_size)
 {
     struct layout l;
     l.cap = apf__pow2_ceil(limit);
@@ -114,11 +96,22 @@ static struct layout layout_of(uint32_t limit)
     l.slots_off = 0;
     l.dedup_off = align_up(sizeof(struct apf__slot) * limit, 64);
     l.ring_off = l.dedup_off + align_up(sizeof(struct apf__map_entry) * l.dedup_cap, 64);
-    l.per_vcpu = l.ring_off + align_up(sizeof(uint16_t) * l.cap, 64);
+    l.priv_off = l.ring_off + align_up(sizeof(uint16_t) * l.cap, 64);
+    l.per_vcpu = l.priv_off + align_up(priv_size, 64);
     return l;
 }
 
-static int config_check(const struct apf_host_config *cfg)
+static int transport_check(const struct apf_host_transport_ops *t)
+{
+    if (t == NULL || !t->vector_check || !t->enable_check || !t->np_deliverable ||
+        !t->np_post || !t->ready_room || !t->ready_post || !t->ready_notify)
+        return APF_EINVAL;
+    if (t->priv_size > 4096 || t->reserved != 0 || !(t->valid_flags & APF_EN_ENABLED))
+        return APF_EINVAL;
+    return 0;
+}
+
+static int config_check(const struct apf_host_config *cfg, int hosted)
 {
     if (cfg == NULL || cfg->ops == NULL)
         return APF_EINVAL;
@@ -129,7 +122,7 @@ static int config_check(const struct apf_host_config *cfg)
         return APF_EINVAL;
     if (cfg->n_workers > APF_HOST_MAX_WORKERS)
         return APF_EINVAL;
-    if (cfg->abi != APF_HOST_ABI_KVM_X86 && cfg->abi != APF_HOST_ABI_ARM64)
+    if (transport_check(cfg->transport) != 0)
         return APF_EINVAL;
     if (cfg->fallback != APF_HOST_FALLBACK_HALT && cfg->fallback != APF_HOST_FALLBACK_SYNC)
         return APF_EINVAL;
@@ -137,6 +130,9 @@ static int config_check(const struct apf_host_config *cfg)
         return APF_EINVAL;
     if (cfg->worker_spin_ns > 1000000)
         return APF_EINVAL;
+    for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
+        if (cfg->reserved[i] != 0)
+            return APF_EINVAL;
     if (!o->inject_not_present || !o->inject_ready || !o->kick || !o->read_guest ||
         !o->write_guest)
         return APF_EINVAL;
@@ -144,17 +140,28 @@ static int config_check(const struct apf_host_config *cfg)
         return APF_EINVAL;
     if (cfg->alloc && (!cfg->alloc->alloc || !cfg->alloc->free))
         return APF_EINVAL;
+    if (!hosted && cfg->alloc == NULL)
+        return APF_EINVAL;
+    if (!hosted && cfg->n_workers > 0)
+        return APF_EOPNOTSUPP;
     return 0;
 }
 
-int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
+static void submit_embedder(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa)
 {
-    int err = config_check(cfg);
+    const struct apf_host *h = ctx;
+    h->ops.submit(h->cfg.ctx, vcpu, token, gpa);
+}
+
+int apf__host_create(const struct apf_host_config *cfg, const struct apf_allocator *alloc,
+                     const struct apf_host_env_ops *env, struct apf_host **out)
+{
+    int err = config_check(cfg, alloc != NULL);
     if (err)
         return err;
     if (out == NULL)
         return APF_EINVAL;
-    const struct apf_allocator *a = cfg->alloc ? cfg->alloc : &default_allocator;
+    const struct apf_allocator *a = cfg->alloc ? cfg->alloc : alloc;
 
     struct apf_host boot = {.alloc = *a}; /* allocates the engine itself */
     struct apf_host *h = apf__zalloc(&boot, sizeof(*h));
@@ -162,7 +169,15 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
         return APF_ENOMEM;
     h->cfg = *cfg;
     h->ops = *cfg->ops;
+    h->tp = *cfg->transport;
+    h->tctx = cfg->transport_ctx;
     h->alloc = *a;
+    if (cfg->env)
+        h->env = *cfg->env;
+    else if (env)
+        h->env = *env;
+    h->submit = submit_embedder;
+    h->submit_ctx = h;
     h->n_vcpus = cfg->n_vcpus;
     h->limit = cfg->max_outstanding ? cfg->max_outstanding : APF_HOST_DEFAULT_OUTSTANDING;
     h->cfg.max_outstanding = h->limit;
@@ -174,7 +189,7 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
     if (h->vcpus == NULL)
         goto enomem;
 
-    struct layout l = layout_of(h->limit);
+    struct layout l = layout_of(h->limit, h->tp.priv_size);
     h->storage_size = l.per_vcpu * h->n_vcpus;
     h->storage = apf__zalloc(h, h->storage_size);
     if (h->storage == NULL)
@@ -183,8 +198,11 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
     for (uint32_t i = 0; i < h->n_vcpus; i++) {
         struct apf__vcpu *v = &h->vcpus[i];
         char *base = (char *)h->storage + l.per_vcpu * i;
-        v->host = h;
-        v->id = i;
+        v->chan.host = h;
+        v->chan.vcpu = i;
+        v->chan.window = h->tp.window;
+        v->chan.needs_ack = (h->tp.caps & APF_HOST_TRANSPORT_NEEDS_ACK) != 0;
+        v->chan.priv = h->tp.priv_size ? base + l.priv_off : NULL;
         v->slots = (struct apf__slot *)(void *)(base + l.slots_off);
         for (uint32_t s = 0; s < h->limit; s++)
             v->slots[s].index = (uint16_t)s;
@@ -192,38 +210,23 @@ int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
         v->wake_all.token = APF_TOKEN_WAKE_ALL;
         apf__tokens_init(&v->tokens, (uint16_t *)(void *)(base + l.ring_off), h->limit, i);
         apf__map_init(&v->dedup, (struct apf__map_entry *)(void *)(base + l.dedup_off),
-                        l.dedup_cap);
+                      l.dedup_cap);
     }
 
     h->mem_total = sizeof(*h) + vcpus_size + h->storage_size;
     h->mem_per_vcpu = sizeof(struct apf__vcpu) + l.per_vcpu;
-    if (cfg->n_workers > 0) {
-        uint32_t capacity = h->limit * h->n_vcpus;
-        err = apf__pool_create(h, cfg->n_workers, capacity);
-        if (err)
-            goto fail;
-        size_t pool_mem = apf__pool_memory(cfg->n_workers, capacity);
-        h->mem_total += pool_mem;
-        h->mem_per_vcpu += pool_mem / h->n_vcpus;
-    }
     *out = h;
     return 0;
 
 enomem:
-    err = APF_ENOMEM;
-fail:
     apf__free(h, h->storage, h->storage_size);
     apf__free(h, h->vcpus, vcpus_size);
     apf__free(&boot, h, sizeof(*h));
-    return err;
+    return APF_ENOMEM;
 }
 
-void apf_host_destroy(struct apf_host *h)
+void apf__host_destroy(struct apf_host *h)
 {
-    if (h == NULL)
-        return;
-    if (h->pool)
-        apf__pool_destroy(h);
     struct apf_host boot = {.alloc = h->alloc};
     apf__free(h, h->storage, h->storage_size);
     apf__free(h, h->vcpus, sizeof(struct apf__vcpu) * h->n_vcpus);
@@ -238,6 +241,7 @@ int apf_host_vcpu_stats(const struct apf_host *h, uint32_t vcpu, struct apf_host
     if (v == NULL || out == NULL)
         return APF_EINVAL;
     const struct apf__stats *s = &v->stats;
+    apf__memzero(out, sizeof(*out));
     out->faults_async = apf_load_relaxed(&s->faults_async);
     out->faults_sync = apf_load_relaxed(&s->faults_sync);
     out->faults_halt = apf_load_relaxed(&s->faults_halt);
@@ -254,6 +258,9 @@ int apf_host_vcpu_stats(const struct apf_host *h, uint32_t vcpu, struct apf_host
     out->outstanding_hwm = apf_load_relaxed(&s->outstanding_hwm);
     out->ready_queue = apf_load_relaxed(&s->ready_queue);
     out->ready_queue_hwm = apf_load_relaxed(&s->ready_queue_hwm);
+    out->notifications = apf_load_relaxed(&s->notifications);
+    out->ready_batches = apf_load_relaxed(&s->ready_batches);
+    out->bad_guest_values = apf_load_relaxed(&s->bad_guest_values);
     return 0;
 }
 
@@ -262,11 +269,16 @@ int apf_host_vcpu_enabled(const struct apf_host *h, uint32_t vcpu)
     const struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
     if (v == NULL)
         return APF_EINVAL;
-    return v->enabled ? 1 : 0;
+    return v->chan.enabled ? 1 : 0;
 }
 
 size_t apf_host_memory(const struct apf_host *h, size_t *per_vcpu)
 {
+    if (h == NULL) {
+        if (per_vcpu)
+            *per_vcpu = 0;
+        return 0;
+    }
     if (per_vcpu)
         *per_vcpu = h->mem_per_vcpu;
     return h->mem_total;
@@ -274,10 +286,86 @@ size_t apf_host_memory(const struct apf_host *h, size_t *per_vcpu)
 
 uint32_t apf_host_vcpu_count(const struct apf_host *h)
 {
-    return h->n_vcpus;
+    return h ? h->n_vcpus : 0;
 }
 
 uint32_t apf_host_max_outstanding(const struct apf_host *h)
 {
-    return h->limit;
+    return h ? h->limit : 0;
 }
+
+/* ---- what the engine gives transports (apf/host_transport.h) -------------------------------- */
+
+struct apf_host_chan *apf_host_chan_get(struct apf_host *h, uint32_t vcpu)
+{
+    struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
+    return v ? &v->chan : NULL;
+}
+
+const struct apf_host_transport_ops *apf_host_transport(const struct apf_host *h, void **tctx)
+{
+    if (h == NULL)
+        return NULL;
+    if (tctx)
+        *tctx = h->tctx;
+    return h->cfg.transport;
+}
+
+int apf_host_chan_read(const struct apf_host_chan *c, uint64_t gpa, void *buf, uint32_t len)
+{
+    const struct apf_host *h = c->host;
+    return h->ops.read_guest(h->cfg.ctx, gpa, buf, len) == 0 ? 0 : APF_EFAULT;
+}
+
+int apf_host_chan_write(const struct apf_host_chan *c, uint64_t gpa, const void *buf,
+                        uint32_t len)
+{
+    const struct apf_host *h = c->host;
+    return h->ops.write_guest(h->cfg.ctx, gpa, buf, len) == 0 ? 0 : APF_EFAULT;
+}
+
+void apf_host_chan_released(struct apf_host_chan *c, uint32_t n)
+{
+    struct apf__vcpu *v = apf__vcpu_of(c);
+    apf_counter_inc(&v->stats.acks);
+    apf__trace(v, APF_TRACE_HOST_ACK, 0, 0, (int32_t)n);
+}
+
+void apf_host_chan_bad_value(struct apf_host_chan *c)
+{
+    apf_counter_inc(&apf__vcpu_of(c)->stats.bad_guest_values);
+}
+
+void *apf_host_zalloc(struct apf_host *h, size_t size)
+{
+    return h ? apf__zalloc(h, size) : NULL;
+}
+
+void apf_host_free(struct apf_host *h, void *p, size_t size)
+{
+    if (h)
+        apf__free(h, p, size);
+}
+
+int apf_host_vcpu_enable_check(struct apf_host *h, uint32_t vcpu, uint64_t area_gpa,
+                               uint32_t flags, uint32_t vector)
+{
+    const struct apf__vcpu *v = apf__vcpu_get(h, vcpu);
+    if (v == NULL)
+        return APF_EINVAL;
+    return apf__vcpu_enable_check(v, area_gpa, flags, vector);
+}
+
+#ifndef APF_HOST_HOSTED
+/* The freestanding core: no defaults, no workers (hosted.c has the hosted versions). */
+int apf_host_create(const struct apf_host_config *cfg, struct apf_host **out)
+{
+    return apf__host_create(cfg, NULL, NULL, out);
+}
+
+void apf_host_destroy(struct apf_host *h)
+{
+    if (h)
+        apf__host_destroy(h);
+}
+#endif

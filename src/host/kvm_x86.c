@@ -1,35 +1,124 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * KVM x86 frontend: decodes the APF MSRs and CPUID leaves into engine calls. It keeps only
- * the raw MSR values (for rdmsr); all protocol state lives in the engine. The rules and
- * where libapf is stricter than KVM are listed in apf/host_kvm_x86.h.
+ * KVM x86 transport (apf_host_transport_kvm_x86) and frontend (the MSRs and CPUID leaves).
+ *
+ * Notification plane, byte for byte as Linux KVM (Documentation/virt/kvm/x86/msr.rst):
+ * "not present" writes area.flags = 1 and the token travels in CR2 (the embedder injects
+ * \#PF); "page ready" writes area.token and raises the vector; one slot, throttled by the
+ * ACK MSR. The frontend keeps only the raw MSR values (for rdmsr); all protocol state lives
+ * in the engine. Written against the public headers only.
  */
 #include "apf/host_kvm_x86.h"
-#include "host/engine.h"
+#include "apf/host_transport.h"
+
+/* ---- transport -------------------------------------------------------------------------- */
+
+static int x86_vector_check(void *tctx, uint32_t vector)
+{
+    (void)tctx;
+    return vector >= APF_X86_FIRST_EXTERNAL_VECTOR && vector <= 0xff ? 0 : APF_EINVAL;
+}
+
+static int x86_enable_check(void *tctx, const struct apf_host_chan *c, uint64_t area_gpa,
+                            uint32_t flags)
+{
+    (void)tctx;
+    (void)flags;
+    uint32_t probe[2];
+    return apf_host_chan_read(c, area_gpa, probe, sizeof(probe)) ? APF_EFAULT : 0;
+}
+
+/* A \#PF needs paging on (CR0.PG = 1). */
+static int x86_np_deliverable(void *tctx, const struct apf_host_chan *c, uint32_t gs)
+{
+    (void)tctx;
+    (void)c;
+    return (gs & APF_GS_PAGING) != 0;
+}
+
+static int x86_np_post(void *tctx, struct apf_host_chan *c, uint32_t token)
+{
+    (void)tctx;
+    (void)token; /* in CR2 */
+    uint32_t reason = APF_REASON_NOT_PRESENT;
+    return apf_host_chan_write(c, c->area_gpa + APF_AREA_FLAGS_OFFSET, &reason, sizeof(reason));
+}
+
+/* The slot is free once the guest has read and cleared the previous token. */
+static uint32_t x86_ready_room(void *tctx, struct apf_host_chan *c, uint32_t gs)
+{
+    (void)tctx;
+    (void)gs;
+    uint32_t token;
+    if (apf_host_chan_read(c, c->area_gpa + APF_AREA_TOKEN_OFFSET, &token, sizeof(token)))
+        return 0;
+    return token == APF_TOKEN_INVALID ? 1 : 0;
+}
+
+static int x86_ready_post(void *tctx, struct apf_host_chan *c, uint32_t token)
+{
+    (void)tctx;
+    return apf_host_chan_write(c, c->area_gpa + APF_AREA_TOKEN_OFFSET, &token, sizeof(token));
+}
+
+static int x86_ready_notify(void *tctx, struct apf_host_chan *c, uint32_t posted)
+{
+    (void)tctx;
+    (void)c;
+    (void)posted;
+    return 1; /* every "page ready" is an interrupt */
+}
+
+const struct apf_host_transport_ops apf_host_transport_kvm_x86 = {
+    .name = "kvm-x86",
+    .id = APF_TRANSPORT_ID_KVM_X86,
+    .caps = APF_HOST_TRANSPORT_NEEDS_ACK,
+    .valid_flags = APF_EN_ENABLED | APF_EN_SEND_ALWAYS | APF_EN_DELIVERY_AS_PF_VMEXIT |
+                   APF_EN_DELIVERY_AS_INT,
+    .window = 1,
+    .vector_check = x86_vector_check,
+    .enable_check = x86_enable_check,
+    .np_deliverable = x86_np_deliverable,
+    .np_post = x86_np_post,
+    .ready_room = x86_ready_room,
+    .ready_post = x86_ready_post,
+    .ready_notify = x86_ready_notify,
+};
+
+/* ---- frontend: MSRs and CPUID ------------------------------------------------------------ */
 
 struct apf__kvm_x86_regs {
     uint64_t en;  /* MSR_KVM_ASYNC_PF_EN as last accepted */
     uint64_t vec; /* MSR_KVM_ASYNC_PF_INT as last accepted */
 };
 
-struct apf_kvm_x86 {
+struct apf_host_kvm_x86 {
     struct apf_host *host;
+    uint32_t n_vcpus;
     uint32_t features;
     uint32_t no_lapic;
+    uint32_t pad;
     struct apf__kvm_x86_regs regs[]; /* one per vCPU, in the same allocation */
 };
 
 #define FEATURE(fe, bit) (((fe)->features >> (bit)) & 1u)
 
-int apf_kvm_x86_create(struct apf_host *h, const struct apf_kvm_x86_config *cfg,
-                       struct apf_kvm_x86 **out)
+static size_t fe_size(uint32_t n_vcpus)
 {
-    if (h == NULL || out == NULL || h->cfg.abi != APF_HOST_ABI_KVM_X86)
+    return sizeof(struct apf_host_kvm_x86) + sizeof(struct apf__kvm_x86_regs) * n_vcpus;
+}
+
+int apf_host_kvm_x86_create(struct apf_host *h, const struct apf_host_kvm_x86_config *cfg,
+                            struct apf_host_kvm_x86 **out)
+{
+    if (h == NULL || out == NULL || apf_host_transport(h, NULL) != &apf_host_transport_kvm_x86)
         return APF_EINVAL;
-    struct apf_kvm_x86 *fe = apf__zalloc(h, sizeof(*fe) + sizeof(fe->regs[0]) * h->n_vcpus);
+    uint32_t n = apf_host_vcpu_count(h);
+    struct apf_host_kvm_x86 *fe = apf_host_zalloc(h, fe_size(n));
     if (fe == NULL)
         return APF_ENOMEM;
     fe->host = h;
+    fe->n_vcpus = n;
     fe->features = cfg && cfg->cpuid_features ? cfg->cpuid_features
                                               : (1u << APF_KVM_FEATURE_ASYNC_PF) |
                                                     (1u << APF_KVM_FEATURE_ASYNC_PF_INT);
@@ -38,16 +127,15 @@ int apf_kvm_x86_create(struct apf_host *h, const struct apf_kvm_x86_config *cfg,
     return 0;
 }
 
-void apf_kvm_x86_destroy(struct apf_kvm_x86 *fe)
+void apf_host_kvm_x86_destroy(struct apf_host_kvm_x86 *fe)
 {
     if (fe == NULL)
         return;
-    const struct apf_host *h = fe->host;
-    apf__free(h, fe, sizeof(*fe) + sizeof(fe->regs[0]) * h->n_vcpus);
+    apf_host_free(fe->host, fe, fe_size(fe->n_vcpus));
 }
 
 /* The checks of MSR_KVM_ASYNC_PF_EN that need no engine state (Linux kvm_pv_enable_async_pf). */
-static int en_check_bits(const struct apf_kvm_x86 *fe, uint64_t value)
+static int en_check_bits(const struct apf_host_kvm_x86 *fe, uint64_t value)
 {
     if (!FEATURE(fe, APF_KVM_FEATURE_ASYNC_PF))
         return APF_EOPNOTSUPP;
@@ -63,13 +151,13 @@ static int en_check_bits(const struct apf_kvm_x86 *fe, uint64_t value)
 }
 
 /* APF is on only with ENABLED and DELIVERY_AS_INT both set; bit 0 alone means off. */
-static bool en_turns_on(uint64_t value)
+static int en_turns_on(uint64_t value)
 {
     return (value & APF_EN_ENABLED) && (value & APF_EN_DELIVERY_AS_INT);
 }
 
 /* MSR_KVM_ASYNC_PF_EN. Everything is validated before anything changes (the 2025 fix). */
-static int wr_en(struct apf_kvm_x86 *fe, uint32_t vcpu, uint64_t value)
+static int wr_en(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_t value)
 {
     int err = en_check_bits(fe, value);
     if (err)
@@ -88,12 +176,18 @@ static int wr_en(struct apf_kvm_x86 *fe, uint32_t vcpu, uint64_t value)
     return 0;
 }
 
-int apf_kvm_x86_wrmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t msr, uint64_t value)
+static int is_apf_msr(uint32_t msr)
 {
-    if (msr != APF_KVM_MSR_ASYNC_PF_EN && msr != APF_KVM_MSR_ASYNC_PF_INT &&
-        msr != APF_KVM_MSR_ASYNC_PF_ACK)
-        return APF_KVM_X86_NOT_MINE;
-    if (fe == NULL || vcpu >= fe->host->n_vcpus)
+    return msr == APF_KVM_MSR_ASYNC_PF_EN || msr == APF_KVM_MSR_ASYNC_PF_INT ||
+           msr == APF_KVM_MSR_ASYNC_PF_ACK;
+}
+
+int apf_host_kvm_x86_wrmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint32_t msr,
+                           uint64_t value)
+{
+    if (!is_apf_msr(msr))
+        return APF_HOST_KVM_X86_NOT_MINE;
+    if (fe == NULL || vcpu >= fe->n_vcpus)
         return APF_ENODEV;
     switch (msr) {
     case APF_KVM_MSR_ASYNC_PF_EN:
@@ -118,12 +212,12 @@ int apf_kvm_x86_wrmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t msr, uint6
     }
 }
 
-int apf_kvm_x86_rdmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t msr, uint64_t *value)
+int apf_host_kvm_x86_rdmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint32_t msr,
+                           uint64_t *value)
 {
-    if (msr != APF_KVM_MSR_ASYNC_PF_EN && msr != APF_KVM_MSR_ASYNC_PF_INT &&
-        msr != APF_KVM_MSR_ASYNC_PF_ACK)
-        return APF_KVM_X86_NOT_MINE;
-    if (fe == NULL || vcpu >= fe->host->n_vcpus || value == NULL)
+    if (!is_apf_msr(msr))
+        return APF_HOST_KVM_X86_NOT_MINE;
+    if (fe == NULL || vcpu >= fe->n_vcpus || value == NULL)
         return APF_ENODEV;
     switch (msr) {
     case APF_KVM_MSR_ASYNC_PF_EN:
@@ -144,8 +238,10 @@ int apf_kvm_x86_rdmsr(struct apf_kvm_x86 *fe, uint32_t vcpu, uint32_t msr, uint6
     }
 }
 
-int apf_kvm_x86_cpuid(const struct apf_kvm_x86 *fe, uint32_t leaf, uint32_t regs[4])
+int apf_host_kvm_x86_cpuid(const struct apf_host_kvm_x86 *fe, uint32_t leaf, uint32_t regs[4])
 {
+    if (fe == NULL || regs == NULL)
+        return 0;
     if (leaf == APF_KVM_CPUID_SIGNATURE) {
         regs[0] = APF_KVM_CPUID_FEATURES;
         regs[1] = APF_KVM_SIGNATURE_EBX;
@@ -161,9 +257,9 @@ int apf_kvm_x86_cpuid(const struct apf_kvm_x86 *fe, uint32_t leaf, uint32_t regs
     return 0;
 }
 
-int apf_kvm_x86_vcpu_reset(struct apf_kvm_x86 *fe, uint32_t vcpu)
+int apf_host_kvm_x86_vcpu_reset(struct apf_host_kvm_x86 *fe, uint32_t vcpu)
 {
-    if (fe == NULL || vcpu >= fe->host->n_vcpus)
+    if (fe == NULL || vcpu >= fe->n_vcpus)
         return APF_ENODEV;
     apf_host_vcpu_reset(fe->host, vcpu);
     fe->regs[vcpu].en = 0;
@@ -171,9 +267,10 @@ int apf_kvm_x86_vcpu_reset(struct apf_kvm_x86 *fe, uint32_t vcpu)
     return 0;
 }
 
-int apf_kvm_x86_restore(struct apf_kvm_x86 *fe, uint32_t vcpu, uint64_t msr_int, uint64_t msr_en)
+int apf_host_kvm_x86_restore(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_t msr_int,
+                             uint64_t msr_en)
 {
-    if (fe == NULL || vcpu >= fe->host->n_vcpus)
+    if (fe == NULL || vcpu >= fe->n_vcpus)
         return APF_ENODEV;
     /* Dry run of both writes first, so that a refused restore changes nothing. */
     if (msr_int != 0) {
@@ -186,17 +283,15 @@ int apf_kvm_x86_restore(struct apf_kvm_x86 *fe, uint32_t vcpu, uint64_t msr_int,
     if (err)
         return err;
     if (en_turns_on(msr_en)) {
-        err = apf__vcpu_enable_check(&fe->host->vcpus[vcpu], msr_en & APF_EN_ADDR_MASK,
-                                     (uint32_t)(msr_en & APF_EN_FLAGS_MASK), (uint32_t)msr_int);
+        err = apf_host_vcpu_enable_check(fe->host, vcpu, msr_en & APF_EN_ADDR_MASK,
+                                         (uint32_t)(msr_en & APF_EN_FLAGS_MASK),
+                                         (uint32_t)msr_int);
         if (err)
             return err;
     }
-    apf_kvm_x86_vcpu_reset(fe, vcpu);
-    if (msr_int != 0) {
-        err = apf_kvm_x86_wrmsr(fe, vcpu, APF_KVM_MSR_ASYNC_PF_INT, msr_int);
-        APF__BUG_ON(err != 0);
-    }
-    err = wr_en(fe, vcpu, msr_en);
-    APF__BUG_ON(err != 0);
-    return 0;
+    apf_host_kvm_x86_vcpu_reset(fe, vcpu);
+    /* Checked above: these cannot be refused now. */
+    if (msr_int != 0)
+        apf_host_kvm_x86_wrmsr(fe, vcpu, APF_KVM_MSR_ASYNC_PF_INT, msr_int);
+    return wr_en(fe, vcpu, msr_en);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The worker pool: pthreads owned by the engine that run `resolve` and complete the work.
+ * The worker pool (pool.h): pthreads that run jobs. It knows nothing of the engine:
+ * hosted.c hands it a `run` function (resolve, then complete).
  *
  * One FIFO of jobs, a ring preallocated for every slot of every vCPU (a slot has at most
  * one job), so submitting never allocates and never fails. Lock order: `lock` is a leaf
@@ -14,10 +15,24 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "host/engine.h"
+#include "host/pool.h"
+#include "proto/atomic.h"
+
+#define POOL_BUG_ON(cond)                                                                      \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            fprintf(stderr, "libapf-host pool: invariant broken at %s:%d: %s\n", __FILE__,     \
+                    __LINE__, #cond);                                                          \
+            abort();                                                                           \
+        }                                                                                      \
+    } while (0)
 
 struct apf__pool {
     pthread_mutex_t lock;
@@ -33,10 +48,26 @@ struct apf__pool {
     _Atomic uint32_t stop_flag; /* `stop`, readable without the lock */
     _Atomic uint32_t queued;   /* count, readable without the lock */
     _Atomic uint32_t spinning; /* workers polling `queued` */
-    uint32_t n_threads;
+    uint32_t n_threads, n_workers;
     pthread_t *threads;
-    struct apf_host *host;
+    struct apf_allocator alloc;
+    apf__job_fn run;
+    void *run_ctx;
 };
+
+static void *pool_zalloc(const struct apf_allocator *a, size_t size)
+{
+    void *p = a->alloc(a->ctx, size, 64);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+static void pool_free(const struct apf_allocator *a, void *p, size_t size)
+{
+    if (p)
+        a->free(a->ctx, p, size);
+}
 
 static uint64_t apf__now_ns(void)
 {
@@ -71,7 +102,6 @@ static void apf__worker_spin(struct apf__pool *p)
 static void *apf__worker(void *arg)
 {
     struct apf__pool *p = arg;
-    struct apf_host *h = p->host;
     bool spun = true; /* no spinning before the first job */
     for (;;) {
         if (!spun && p->spin_ns)
@@ -93,19 +123,7 @@ static void *apf__worker(void *arg)
         atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
         spun = false;
-
-        /* No lock held from here on. A job of a vCPU that dropped its work meanwhile
-         * (disable, reset) skips the fetch; its completion is still delivered, to be
-         * discarded by the vCPU, which frees the slot. */
-        int status;
-        if (apf_load_relaxed(&job.v->epoch) != job.epoch)
-            status = APF_ECANCELED;
-        else
-            status = h->ops.resolve(h->cfg.ctx, job.v->id, job.gpa);
-        if (status > 0)
-            status = APF_EIO; /* a resolve must return 0 or a negative code */
-        int err = apf__complete(job.v, job.token, status);
-        APF__BUG_ON(err != 0); /* the job holds the only right to complete its token */
+        p->run(p->run_ctx, &job); /* no lock held */
     }
 }
 
@@ -115,16 +133,20 @@ size_t apf__pool_memory(uint32_t n_workers, uint32_t capacity)
            sizeof(pthread_t) * n_workers;
 }
 
-int apf__pool_create(struct apf_host *h, uint32_t n_workers, uint32_t capacity)
+int apf__pool_create(const struct apf_allocator *a, uint32_t n_workers, uint32_t capacity,
+                     uint64_t spin_ns, apf__job_fn run, void *ctx, struct apf__pool **out)
 {
-    struct apf__pool *p = apf__zalloc(h, sizeof(*p));
+    struct apf__pool *p = pool_zalloc(a, sizeof(*p));
     if (p == NULL)
         return APF_ENOMEM;
-    p->host = h;
+    p->alloc = *a;
     p->capacity = capacity;
-    p->spin_ns = h->cfg.worker_spin_ns;
-    p->ring = apf__zalloc(h, sizeof(struct apf__job) * capacity);
-    p->threads = apf__zalloc(h, sizeof(pthread_t) * n_workers);
+    p->n_workers = n_workers;
+    p->spin_ns = spin_ns;
+    p->run = run;
+    p->run_ctx = ctx;
+    p->ring = pool_zalloc(a, sizeof(struct apf__job) * capacity);
+    p->threads = pool_zalloc(a, sizeof(pthread_t) * n_workers);
     if (p->ring == NULL || p->threads == NULL)
         goto enomem;
     if (pthread_mutex_init(&p->lock, NULL) != 0)
@@ -133,26 +155,25 @@ int apf__pool_create(struct apf_host *h, uint32_t n_workers, uint32_t capacity)
         pthread_mutex_destroy(&p->lock);
         goto enomem;
     }
-    h->pool = p;
     for (uint32_t i = 0; i < n_workers; i++) {
         if (pthread_create(&p->threads[i], NULL, apf__worker, p) != 0) {
-            apf__pool_destroy(h);
+            apf__pool_destroy(p);
             return APF_EAGAIN;
         }
         p->n_threads++;
     }
+    *out = p;
     return 0;
 
 enomem:
-    apf__free(h, p->threads, sizeof(pthread_t) * n_workers);
-    apf__free(h, p->ring, sizeof(struct apf__job) * capacity);
-    apf__free(h, p, sizeof(*p));
+    pool_free(a, p->threads, sizeof(pthread_t) * n_workers);
+    pool_free(a, p->ring, sizeof(struct apf__job) * capacity);
+    pool_free(a, p, sizeof(*p));
     return APF_ENOMEM;
 }
 
-void apf__pool_destroy(struct apf_host *h)
+void apf__pool_destroy(struct apf__pool *p)
 {
-    struct apf__pool *p = h->pool;
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     apf_store_release(&p->stop_flag, 1);
@@ -162,17 +183,16 @@ void apf__pool_destroy(struct apf_host *h)
         pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->lock);
-    apf__free(h, p->threads, sizeof(pthread_t) * h->cfg.n_workers);
-    apf__free(h, p->ring, sizeof(struct apf__job) * p->capacity);
-    apf__free(h, p, sizeof(*p));
-    h->pool = NULL;
+    struct apf_allocator a = p->alloc;
+    pool_free(&a, p->threads, sizeof(pthread_t) * p->n_workers);
+    pool_free(&a, p->ring, sizeof(struct apf__job) * p->capacity);
+    pool_free(&a, p, sizeof(*p));
 }
 
-void apf__pool_submit(struct apf_host *h, const struct apf__job *job)
+void apf__pool_submit(struct apf__pool *p, const struct apf__job *job)
 {
-    struct apf__pool *p = h->pool;
     pthread_mutex_lock(&p->lock);
-    APF__BUG_ON(p->count >= p->capacity); /* sized for every slot */
+    POOL_BUG_ON(p->count >= p->capacity); /* sized for every slot */
     uint32_t at = p->head + p->count; /* < 2 * capacity <= 2^25: no overflow */
     p->ring[at >= p->capacity ? at - p->capacity : at] = *job;
     p->count++;

@@ -6,7 +6,8 @@
  * header-only (static inline) so that each library gets its own private copy.
  *
  * Keep it at most half full for O(1) expected probes; it refuses an insert only when
- * completely full.
+ * completely full. Every probe loop is bounded by the capacity, so no operation can loop
+ * for ever, not even on a completely full map (which has no empty entry to stop at).
  */
 #ifndef APF_SRC_PROTO_HASHMAP_H
 #define APF_SRC_PROTO_HASHMAP_H
@@ -34,12 +35,12 @@ static inline uint32_t apf__map_home(const struct apf__map *m, uint64_t key)
     return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> m->shift) & m->mask;
 }
 
-/* `entries`: `capacity` (a power of two >= 2) zeroed entries. */
+/* `entries`: `capacity` (a power of two, 2..2^31) zeroed entries. */
 static inline void apf__map_init(struct apf__map *m, struct apf__map_entry *entries,
                                  uint32_t capacity)
 {
     uint32_t bits = 0;
-    while ((1u << bits) < capacity)
+    while (bits < 31 && (1u << bits) < capacity)
         bits++;
     m->e = entries;
     m->mask = capacity - 1;
@@ -50,9 +51,10 @@ static inline void apf__map_init(struct apf__map *m, struct apf__map_entry *entr
 /* 0; APF_EEXIST if the key is present; APF_ENOSPC if the map is full. */
 static inline int apf__map_insert(struct apf__map *m, uint64_t key, uint32_t value)
 {
-    if (m->count == m->mask + 1)
+    if (m->count >= m->mask + 1)
         return APF_ENOSPC;
-    for (uint32_t i = apf__map_home(m, key);; i = (i + 1) & m->mask) {
+    uint32_t i = apf__map_home(m, key);
+    for (uint32_t n = 0; n <= m->mask; i = (i + 1) & m->mask, n++) {
         struct apf__map_entry *e = &m->e[i];
         if (!e->used) {
             e->key = key;
@@ -64,6 +66,7 @@ static inline int apf__map_insert(struct apf__map *m, uint64_t key, uint32_t val
         if (e->key == key)
             return APF_EEXIST;
     }
+    return APF_ENOSPC; /* no empty entry although count said so: never loop */
 }
 
 /* The slot index of `key`, or -1. */
@@ -96,9 +99,15 @@ static inline int apf__map_remove(struct apf__map *m, uint64_t key)
     if (at < 0)
         return APF_ENOENT;
     /* Backward shift: move back every later member of the chain whose home is not in
-     * (hole, j] cyclically, so that no lookup ever stops early at the new hole. */
+     * (hole, j] cyclically, so that no lookup ever stops early at the new hole. The chain
+     * ends at the first empty entry or, in a completely full map (no empty entry), after
+     * every other entry has been looked at once: capacity - 1 steps at most. */
     uint32_t hole = (uint32_t)at;
-    for (uint32_t j = (hole + 1) & m->mask; m->e[j].used; j = (j + 1) & m->mask) {
+    uint32_t j = hole;
+    for (uint32_t n = 0; n < m->mask; n++) {
+        j = (j + 1) & m->mask;
+        if (!m->e[j].used)
+            break;
         uint32_t h = apf__map_home(m, m->e[j].key);
         int stays = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
         if (!stays) {

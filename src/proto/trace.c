@@ -23,7 +23,8 @@ static const struct {
     {APF_TRACE_HOST_READY, "host.ready"},      {APF_TRACE_HOST_ACK, "host.ack"},
     {APF_TRACE_HOST_ENABLE, "host.enable"},    {APF_TRACE_HOST_DISABLE, "host.disable"},
     {APF_TRACE_HOST_DROP, "host.drop"},        {APF_TRACE_HOST_RESET, "host.reset"},
-    {APF_TRACE_HOST_RESTORE, "host.restore"},  {APF_TRACE_GUEST_NOT_PRESENT, "guest.np"},
+    {APF_TRACE_HOST_RESTORE, "host.restore"},  {APF_TRACE_HOST_TRANSPORT, "host.transport"},
+    {APF_TRACE_GUEST_NOT_PRESENT, "guest.np"},
     {APF_TRACE_GUEST_READY, "guest.ready"},    {APF_TRACE_GUEST_WAKE, "guest.wake"},
     {APF_TRACE_GUEST_ACK, "guest.ack"},        {APF_TRACE_GUEST_SLEEP, "guest.sleep"},
     {APF_TRACE_GUEST_ENABLE, "guest.enable"},  {APF_TRACE_GUEST_DISABLE, "guest.disable"},
@@ -153,24 +154,49 @@ int apf_trace_parse(const char *line, size_t len, struct apf_trace_event *ev)
 
 /* ---- the checker --------------------------------------------------------------------------------- */
 
+/*
+ * Per vCPU:
+ *  - `outstanding`: tokens whose "not present" was delivered, value = the wake-all
+ *    generation at delivery. A wake-all does not erase them: it moves the generation on, so
+ *    they become "covered" (a later "page ready" for one is a specific violation). Only the
+ *    last wake-all's covered tokens are kept; older ones, and all of them when the map is
+ *    full, are purged. `live` counts the uncovered ones.
+ *  - the window: `sent - released` "page ready"s are in flight on the host side (released
+ *    by host.ack), at most `window` of them (0 = unthrottled);
+ *  - `q`: the tokens sent and not yet consumed by guest.ready, oldest first (a ring buffer
+ *    of `qcap` entries in the checker's memory), for the FIFO check of the guest side.
+ */
 struct vstate {
-    struct apf__map outstanding; /* tokens whose "not present" was delivered, unanswered */
-    uint32_t ready_token;        /* token of the "page ready" in the slot */
+    struct apf__map outstanding;
+    uint32_t *q;       /* qcap entries */
+    uint32_t q_head;   /* index of the oldest unconsumed token */
+    uint32_t q_len;    /* tokens sent and not consumed by the guest */
+    uint64_t in_flight; /* sent, not released by host.ack */
+    uint32_t window;    /* 0 = unthrottled, 1 = slot + ACK, N = ring of N entries */
+    uint32_t gen;       /* wake-all generation */
+    uint32_t live;      /* outstanding entries of the current generation */
     uint8_t enabled;
-    uint8_t wake_all_owed;  /* enabled, and no wake-all delivered since */
-    uint8_t ready_inflight; /* a "page ready" was raised and not ACKed */
-    uint8_t slot_busy;      /* ... and the guest has not consumed it (guest events only) */
+    uint8_t wake_all_owed; /* enabled, and no wake-all delivered since */
+    uint8_t window_pinned; /* set by apf_trace_checker_set_window(): host.transport ignored */
 };
 
 struct apf_trace_checker {
     uint32_t n_vcpus;
     uint32_t map_cap;
+    uint32_t qcap;
     uint64_t events;
     int failed;
     bool saw_host, saw_guest;
     char error[192];
     struct vstate *v;
 };
+
+#define LIMIT_MAX 65536u
+
+#ifdef APF_RING_MAX_ENTRIES
+APF_STATIC_ASSERT(APF_TRACE_DEFAULT_MAX_WINDOW == APF_RING_MAX_ENTRIES,
+                  "the default window queue holds any ready ring");
+#endif
 
 static uint32_t pow2_at_least(uint32_t n)
 {
@@ -180,41 +206,135 @@ static uint32_t pow2_at_least(uint32_t n)
     return p;
 }
 
-static size_t align8(size_t n)
+/* Overflow-checked size arithmetic (size_t is 32 bits on 32-bit targets). */
+static bool mul_ok(size_t a, size_t b, size_t *out)
 {
-    return (n + 7) & ~(size_t)7;
+    if (a != 0 && b > SIZE_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+static bool add_ok(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a)
+        return false;
+    *out = a + b;
+    return true;
+}
+
+static bool align8_ok(size_t n, size_t *out)
+{
+    if (!add_ok(n, 7, out))
+        return false;
+    *out &= ~(size_t)7;
+    return true;
+}
+
+/* Byte offsets of the parts, or false if out of range / overflowing. */
+struct layout {
+    size_t vstates, maps, queues, total;
+    uint32_t map_cap;
+};
+
+static bool layout_of(uint32_t n_vcpus, uint32_t max_outstanding, uint32_t max_window,
+                      struct layout *l)
+{
+    if (n_vcpus == 0 || n_vcpus > LIMIT_MAX || max_outstanding == 0 ||
+        max_outstanding > LIMIT_MAX || max_window == 0 || max_window > LIMIT_MAX)
+        return false;
+    size_t vs, maps_per, maps, queues, t;
+    l->map_cap = pow2_at_least(2 * max_outstanding);
+    if (!align8_ok(sizeof(struct apf_trace_checker), &l->vstates) ||
+        !mul_ok(n_vcpus, (sizeof(struct vstate) + 7) & ~(size_t)7, &vs) ||
+        !add_ok(l->vstates, vs, &l->maps) ||
+        !mul_ok(l->map_cap, sizeof(struct apf__map_entry), &maps_per) ||
+        !mul_ok(n_vcpus, maps_per, &maps) || !add_ok(l->maps, maps, &l->queues) ||
+        !mul_ok(n_vcpus, max_window, &t) || !mul_ok(t, sizeof(uint32_t), &queues) ||
+        !add_ok(l->queues, queues, &t) || !align8_ok(t, &l->total))
+        return false;
+    return true;
+}
+
+/* The queue size of the two-size API: any ring (#APF_RING_MAX_ENTRIES), at least the
+ * outstanding limit. */
+static uint32_t default_max_window(uint32_t max_outstanding)
+{
+    return max_outstanding > APF_TRACE_DEFAULT_MAX_WINDOW ? max_outstanding
+                                                          : APF_TRACE_DEFAULT_MAX_WINDOW;
+}
+
+size_t apf_trace_checker_size_windowed(uint32_t n_vcpus, uint32_t max_outstanding,
+                                       uint32_t max_window)
+{
+    struct layout l;
+    return layout_of(n_vcpus, max_outstanding, max_window, &l) ? l.total : 0;
 }
 
 size_t apf_trace_checker_size(uint32_t n_vcpus, uint32_t max_outstanding)
 {
-    if (n_vcpus == 0 || n_vcpus > 65536 || max_outstanding == 0 || max_outstanding > 65536)
-        return 0;
-    size_t cap = pow2_at_least(2 * max_outstanding);
-    return align8(sizeof(struct apf_trace_checker)) +
-           (size_t)n_vcpus * (align8(sizeof(struct vstate)) + cap * sizeof(struct apf__map_entry));
+    return apf_trace_checker_size_windowed(n_vcpus, max_outstanding,
+                                           default_max_window(max_outstanding));
+}
+
+struct apf_trace_checker *apf_trace_checker_init_windowed(void *mem, size_t size,
+                                                          uint32_t n_vcpus,
+                                                          uint32_t max_outstanding,
+                                                          uint32_t max_window)
+{
+    struct layout l;
+    if (!layout_of(n_vcpus, max_outstanding, max_window, &l) || mem == NULL ||
+        size < l.total || ((uintptr_t)mem & 7))
+        return NULL;
+    unsigned char *p = mem;
+    for (size_t i = 0; i < l.total; i++)
+        p[i] = 0;
+    struct apf_trace_checker *c = mem;
+    c->n_vcpus = n_vcpus;
+    c->map_cap = l.map_cap;
+    c->qcap = max_window;
+    c->v = (struct vstate *)(void *)(p + l.vstates);
+    struct apf__map_entry *entries = (struct apf__map_entry *)(void *)(p + l.maps);
+    uint32_t *queues = (uint32_t *)(void *)(p + l.queues);
+    for (uint32_t i = 0; i < n_vcpus; i++) {
+        struct vstate *s = &c->v[i];
+        apf__map_init(&s->outstanding, entries + (size_t)i * c->map_cap, c->map_cap);
+        s->q = queues + (size_t)i * c->qcap;
+        s->window = APF_TRACE_WINDOW_SLOT;
+    }
+    return c;
 }
 
 struct apf_trace_checker *apf_trace_checker_init(void *mem, size_t size, uint32_t n_vcpus,
                                                  uint32_t max_outstanding)
 {
-    size_t need = apf_trace_checker_size(n_vcpus, max_outstanding);
-    if (need == 0 || mem == NULL || size < need || ((uintptr_t)mem & 7))
-        return NULL;
-    unsigned char *p = mem;
-    for (size_t i = 0; i < need; i++)
-        p[i] = 0;
-    struct apf_trace_checker *c = mem;
-    c->n_vcpus = n_vcpus;
-    c->map_cap = pow2_at_least(2 * max_outstanding);
-    c->v = (struct vstate *)(void *)(p + align8(sizeof(*c)));
-    struct apf__map_entry *entries =
-        (struct apf__map_entry *)(void *)((unsigned char *)c->v + n_vcpus * align8(sizeof(struct vstate)));
-    for (uint32_t i = 0; i < n_vcpus; i++)
-        apf__map_init(&c->v[i].outstanding, entries + (size_t)i * c->map_cap, c->map_cap);
-    return c;
+    return apf_trace_checker_init_windowed(mem, size, n_vcpus, max_outstanding,
+                                           default_max_window(max_outstanding));
 }
 
-static int fail(struct apf_trace_checker *c, const struct apf_trace_event *ev, const char *what)
+int apf_trace_checker_set_window(struct apf_trace_checker *c, uint32_t vcpu, uint32_t window)
+{
+    if (vcpu != APF_TRACE_ALL_VCPUS && vcpu >= c->n_vcpus)
+        return APF_EINVAL;
+    for (uint32_t i = 0; i < c->n_vcpus; i++) {
+        if (vcpu != APF_TRACE_ALL_VCPUS && i != vcpu)
+            continue;
+        c->v[i].window = window;
+        c->v[i].window_pinned = 1;
+    }
+    return 0;
+}
+
+uint32_t apf_trace_checker_window(const struct apf_trace_checker *c, uint32_t vcpu)
+{
+    return vcpu < c->n_vcpus ? c->v[vcpu].window : 0;
+}
+
+/* Records the first violation: "event N (kind vcpu V token T): what[n1 what2[n2 what3]]"
+ * (a number is printed only when text follows it: pass "" to end with one). */
+static int fail_code(struct apf_trace_checker *c, const struct apf_trace_event *ev, int code,
+                     const char *what, uint64_t n1, const char *what2, uint64_t n2,
+                     const char *what3)
 {
     struct apf__sb b = apf__sb_make(c->error, sizeof(c->error));
     apf__sb_str(&b, "event ");
@@ -227,39 +347,169 @@ static int fail(struct apf_trace_checker *c, const struct apf_trace_event *ev, c
     apf__sb_hex(&b, ev->token);
     apf__sb_str(&b, "): ");
     apf__sb_str(&b, what);
-    c->failed = APF_EPROTO;
-    return APF_EPROTO;
+    if (what2) {
+        apf__sb_u64(&b, n1);
+        apf__sb_str(&b, what2);
+        if (what3) {
+            apf__sb_u64(&b, n2);
+            apf__sb_str(&b, what3);
+        }
+    }
+    c->failed = code;
+    return code;
+}
+
+static int fail(struct apf_trace_checker *c, const struct apf_trace_event *ev, const char *what)
+{
+    return fail_code(c, ev, APF_EPROTO, what, 0, NULL, 0, NULL);
 }
 
 static void forget_all(struct vstate *s)
 {
     apf__map_clear(&s->outstanding);
-    s->ready_inflight = 0;
-    s->slot_busy = 0;
+    s->live = 0;
+    s->in_flight = 0;
+    s->q_head = 0;
+    s->q_len = 0;
+}
+
+/* Removes the covered (earlier-generation) tokens; bounded by the capacity plus removals. */
+static void purge_covered(struct vstate *s)
+{
+    struct apf__map *m = &s->outstanding;
+    for (uint32_t i = 0; i <= m->mask && m->count > s->live; i++)
+        while (m->e[i].used && m->e[i].value != s->gen)
+            (void)apf__map_remove(m, m->e[i].key);
+}
+
+/* Queue index k places after the oldest (k <= qcap; 32-bit arithmetic: qcap <= 65536). */
+static uint32_t q_index(const struct apf_trace_checker *c, const struct vstate *s, uint32_t k)
+{
+    uint32_t i = s->q_head + k;
+    return i >= c->qcap ? i - c->qcap : i;
+}
+
+static void q_drop_oldest(struct apf_trace_checker *c, struct vstate *s, uint32_t n)
+{
+    s->q_head = q_index(c, s, n);
+    s->q_len -= n;
+}
+
+static uint32_t q_at(const struct apf_trace_checker *c, const struct vstate *s, uint32_t k)
+{
+    return s->q[q_index(c, s, k)];
 }
 
 static int host_ready(struct apf_trace_checker *c, struct vstate *s,
                       const struct apf_trace_event *ev)
 {
+    uint32_t w = s->window;
     if (!s->enabled)
         return fail(c, ev, "page ready sent while APF is off");
-    if (s->ready_inflight)
+    if (w == 1 && s->in_flight >= 1)
         return fail(c, ev, "second page ready before the guest ACKed the first");
-    if (c->saw_guest && s->slot_busy)
+    if (w > 1 && s->in_flight >= w)
+        return fail_code(c, ev, APF_EPROTO, "page ready beyond the window: ", s->in_flight,
+                         " in flight (not released by host.ack), window ", w, "");
+    if (c->saw_guest && w == 1 && s->q_len >= 1)
         return fail(c, ev, "page ready written before the guest consumed the previous one");
+    if (c->saw_guest && w > 1 && s->q_len >= w)
+        return fail_code(c, ev, APF_EPROTO, "page ready written over an entry the guest has "
+                         "not consumed: ", s->q_len, " unconsumed, window ", w, "");
     if (ev->token == APF_TOKEN_WAKE_ALL) {
         s->wake_all_owed = 0;
-        apf__map_clear(&s->outstanding); /* every sleeper retries: all covered */
+        /* Every sleeper retries: all outstanding tokens are covered from now on. */
+        purge_covered(s);
+        s->gen++;
+        s->live = 0;
     } else {
         if (s->wake_all_owed)
             return fail(c, ev, "page ready before the wake-all owed since APF was enabled");
-        if (apf__map_remove(&s->outstanding, ev->token) != 0)
+        int64_t at = apf__map_slot(&s->outstanding, ev->token);
+        if (at < 0)
             return fail(c, ev, "page ready for a token not outstanding (never delivered, "
                                "dropped, or answered already)");
+        if (s->outstanding.e[at].value != s->gen)
+            return fail(c, ev, "page ready for a token whose not present preceded a "
+                               "wake-all (answered by it already)");
+        (void)apf__map_remove(&s->outstanding, ev->token);
+        s->live--;
     }
-    s->ready_inflight = 1;
-    s->slot_busy = 1;
-    s->ready_token = ev->token;
+    /* The guest side's FIFO: at most the window (or the queue) of unconsumed tokens. In a
+     * trace without guest events (so far) nobody consumes them: keep only the newest. */
+    uint32_t keep = (w == 0 || w > c->qcap) ? c->qcap : w;
+    if (s->q_len >= keep) {
+        if (c->saw_guest)
+            return fail_code(c, ev, APF_ENOSPC, "more page readies unconsumed by the guest "
+                             "than the checker was sized for (max_window ", c->qcap,
+                             " tokens per vCPU)", 0, NULL);
+        q_drop_oldest(c, s, s->q_len - keep + 1);
+    }
+    s->q[q_index(c, s, s->q_len)] = ev->token;
+    s->q_len++;
+    s->in_flight++;
+    return 0;
+}
+
+static int host_ack(struct apf_trace_checker *c, struct vstate *s,
+                    const struct apf_trace_event *ev)
+{
+    if (ev->arg < 0)
+        return fail(c, ev, "ACK with a negative count of released page readies");
+    if ((uint64_t)ev->arg > s->in_flight)
+        return fail_code(c, ev, APF_EPROTO, "ACK released ", (uint64_t)ev->arg,
+                         " page readies, only ", s->in_flight,
+                         " in flight (consumer index overrun or rewound?)");
+    /* Slot transports: an ACK frees the slot whatever its count (a spurious ACK has 0). */
+    s->in_flight = s->window == 1 ? 0 : s->in_flight - (uint64_t)ev->arg;
+    return 0;
+}
+
+static int guest_ready(struct apf_trace_checker *c, struct vstate *s,
+                       const struct apf_trace_event *ev)
+{
+    if (c->saw_host) {
+        if (s->q_len == 0)
+            return fail(c, ev, "guest consumed a page ready that was not sent");
+        if (ev->token != q_at(c, s, 0)) {
+            for (uint32_t k = 1; k < s->q_len; k++)
+                if (q_at(c, s, k) == ev->token)
+                    return fail_code(c, ev, APF_EPROTO, "guest consumed page readies out of "
+                                     "FIFO order: ", k, " older unconsumed before this one",
+                                     0, NULL);
+            return fail(c, ev, "guest read another token than the host wrote");
+        }
+    }
+    if (s->q_len)
+        q_drop_oldest(c, s, 1);
+    return 0;
+}
+
+static int host_not_present(struct apf_trace_checker *c, struct vstate *s,
+                            const struct apf_trace_event *ev)
+{
+    if (!s->enabled)
+        return fail(c, ev, "not present delivered while APF is off");
+    if (!apf_token_is_fault(ev->token))
+        return fail(c, ev, "not present with token 0 or 0xffffffff");
+    int64_t at = apf__map_slot(&s->outstanding, ev->token);
+    if (at >= 0) {
+        if (s->outstanding.e[at].value == s->gen)
+            return fail(c, ev, "token already outstanding on this vCPU");
+        s->outstanding.e[at].value = s->gen; /* reused after a wake-all covered it */
+        s->live++;
+        return 0;
+    }
+    int err = apf__map_insert(&s->outstanding, ev->token, s->gen);
+    if (err == APF_ENOSPC && s->outstanding.count > s->live) {
+        purge_covered(s);
+        err = apf__map_insert(&s->outstanding, ev->token, s->gen);
+    }
+    if (err)
+        return fail_code(c, ev, APF_ENOSPC,
+                         "more outstanding tokens than the checker was sized for", 0, NULL, 0,
+                         NULL);
+    s->live++;
     return 0;
 }
 
@@ -282,6 +532,12 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
         s->enabled = 1;
         s->wake_all_owed = 1;
         return 0;
+    case APF_TRACE_HOST_TRANSPORT:
+        if (ev->arg < 0)
+            return fail(c, ev, "transport with a negative window");
+        if (!s->window_pinned)
+            s->window = (uint32_t)ev->arg;
+        return 0;
     case APF_TRACE_HOST_DISABLE:
     case APF_TRACE_HOST_RESET:
     case APF_TRACE_HOST_RESTORE:
@@ -289,38 +545,20 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
         s->enabled = 0;
         s->wake_all_owed = 0;
         return 0;
-    case APF_TRACE_HOST_NOT_PRESENT: {
-        if (!s->enabled)
-            return fail(c, ev, "not present delivered while APF is off");
-        if (!apf_token_is_fault(ev->token))
-            return fail(c, ev, "not present with token 0 or 0xffffffff");
-        int err = apf__map_insert(&s->outstanding, ev->token, 0);
-        if (err == APF_EEXIST)
-            return fail(c, ev, "token already outstanding on this vCPU");
-        if (err)
-            return fail(c, ev, "more outstanding tokens than the checker was sized for");
-        return 0;
-    }
+    case APF_TRACE_HOST_NOT_PRESENT:
+        return host_not_present(c, s, ev);
     case APF_TRACE_HOST_READY:
         return host_ready(c, s, ev);
     case APF_TRACE_HOST_ACK:
-        s->ready_inflight = 0;
-        return 0;
+        return host_ack(c, s, ev);
     case APF_TRACE_GUEST_NOT_PRESENT: {
-        uint32_t unused;
-        if (c->saw_host && !apf__map_find(&s->outstanding, ev->token, &unused))
+        int64_t at = apf__map_slot(&s->outstanding, ev->token);
+        if (c->saw_host && (at < 0 || s->outstanding.e[at].value != s->gen))
             return fail(c, ev, "guest took a not present the host did not send");
         return 0;
     }
     case APF_TRACE_GUEST_READY:
-        if (c->saw_host) {
-            if (!s->slot_busy)
-                return fail(c, ev, "guest consumed a page ready that was not sent");
-            if (ev->token != s->ready_token)
-                return fail(c, ev, "guest read another token than the host wrote");
-        }
-        s->slot_busy = 0;
-        return 0;
+        return guest_ready(c, s, ev);
     case APF_TRACE_HOST_SYNC:
     case APF_TRACE_HOST_HALT:
     case APF_TRACE_HOST_DONE:
@@ -342,10 +580,10 @@ int apf_trace_checker_finish(struct apf_trace_checker *c)
         return c->failed;
     for (uint32_t i = 0; i < c->n_vcpus; i++) {
         struct vstate *s = &c->v[i];
-        if (s->outstanding.count == 0)
+        if (s->live == 0)
             continue;
         for (uint32_t k = 0; k < c->map_cap; k++) {
-            if (!s->outstanding.e[k].used)
+            if (!s->outstanding.e[k].used || s->outstanding.e[k].value != s->gen)
                 continue;
             struct apf_trace_event ev = {0};
             ev.kind = APF_TRACE_HOST_NOT_PRESENT;

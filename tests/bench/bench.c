@@ -106,6 +106,8 @@ int main(int argc, char **argv)
         return bench_host_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "guest") == 0)
         return bench_guest_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: apf-bench host|guest [--repeats N] [--json]\n");
+    if (argc >= 2 && strcmp(argv[1], "transport") == 0)
+        return bench_transport_main(argc - 1, argv + 1);
+    fprintf(stderr, "usage: apf-bench host|guest|transport [--repeats N] [--json]\n");
     return 2;
 }

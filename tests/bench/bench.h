@@ -34,5 +34,6 @@ void bench_report_end(struct bench_report *r);
 
 int bench_host_main(int argc, char **argv);
 int bench_guest_main(int argc, char **argv);
+int bench_transport_main(int argc, char **argv);
 
 #endif

@@ -4,8 +4,8 @@
  *   "not present" decode -> sleep-table insert -> (the task would switch away here) ->
  *   "page ready" read -> wake -> clear -> ACK.
  * The environment's `sleep` does not switch: it plays the host and raises "page ready" for
- * the token at once, then returns. The backend's ACK is a counter (on real hardware it is a
- * VM exit, the host's cost). With 2 CPUs, two threads work on their own CPU at the same
+ * the token at once, then returns. The channel is the real kvm_x86 backend's; its ACK is a
+ * counter (on real hardware it is a VM exit, the host's cost). With 2 CPUs, two threads work on their own CPU at the same
  * time, sharing the sleep table (bucket locks are real spinlocks).
  * Rows: "wait" (normal order) and "early" (ready before its waiter: the placeholder path).
  */
@@ -95,6 +95,34 @@ static const struct apf_guest_env_ops env = {e_task, e_cpu,  e_can_sleep, e_slee
                                              e_halt, e_lock, e_unlock,    e_v2p,   NULL};
 
 
+/* The channel is decoded by the real kvm_x86 backend (area, token, ACK); its ACK goes to an
+ * arch hook that only counts (on real hardware a wrmsr and its VM exit: host time). Probe
+ * and enable are the bench's. */
+static void a_cpuid(void *ctx, uint32_t cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    (void)ctx, (void)cpu, (void)leaf, (void)sub;
+    r[0] = r[1] = r[2] = r[3] = 0;
+}
+
+static _Atomic uint64_t acks;
+static int a_wrmsr(void *ctx, uint32_t cpu, uint32_t msr, uint64_t v)
+{
+    (void)ctx, (void)cpu, (void)v;
+    if (msr == APF_KVM_MSR_ASYNC_PF_ACK)
+        atomic_fetch_add_explicit(&acks, 1, memory_order_relaxed);
+    return 0;
+}
+
+static int a_rdmsr(void *ctx, uint32_t cpu, uint32_t msr, uint64_t *v)
+{
+    (void)ctx, (void)cpu, (void)msr;
+    *v = 0;
+    return 0;
+}
+
+static const struct apf_x86_arch_ops count_arch = {a_cpuid, a_wrmsr, a_rdmsr};
+static struct apf_guest_kvm_x86 kx;
+
 static uint32_t b_caps(void *ctx)
 {
     (void)ctx;
@@ -108,9 +136,10 @@ static int b_probe(void *ctx, struct apf_guest_backend_info *info)
     return 0;
 }
 
-static int b_enable(void *ctx, uint32_t cpu, uint64_t pa, uint32_t vector, uint32_t flags)
+static int b_enable(void *ctx, uint32_t cpu, void *chan, uint64_t pa, uint32_t vector,
+                    uint32_t flags)
 {
-    (void)ctx, (void)cpu, (void)pa, (void)vector, (void)flags;
+    (void)ctx, (void)cpu, (void)chan, (void)pa, (void)vector, (void)flags;
     return 0;
 }
 
@@ -120,14 +149,18 @@ static int b_disable(void *ctx, uint32_t cpu)
     return 0;
 }
 
-static int b_ack(void *ctx, uint32_t cpu)
-{
-    (void)ctx, (void)cpu; /* on real hardware: a wrmsr and its VM exit (host time) */
-    return 0;
-}
+static struct apf_guest_backend_ops backend;
 
-static const struct apf_guest_backend_ops backend = {"bench", b_caps, b_probe, b_enable,
-                                                     b_disable, b_ack};
+static void backend_setup(void)
+{
+    apf_guest_kvm_x86_init(&kx, &count_arch, NULL);
+    backend = apf_guest_backend_kvm_x86;
+    backend.name = "bench";
+    backend.capabilities = b_caps;
+    backend.probe = b_probe;
+    backend.enable = b_enable;
+    backend.disable = b_disable;
+}
 
 struct run {
     struct bcpu cpu;
@@ -193,7 +226,9 @@ int bench_guest_main(int argc, char **argv)
     struct bench_opts o;
     if (bench_parse(argc, argv, &o) != 0)
         return 2;
-    struct apf_guest_config cfg = {.n_cpus = 2, .vector = 0xf3, .env = &env, .backend = &backend};
+    backend_setup();
+    struct apf_guest_config cfg = {.n_cpus = 2, .vector = 0xf3, .env = &env, .backend = &backend,
+                                   .backend_ctx = &kx};
     size_t sz = apf_guest_mem_size(&cfg);
     void *mem = malloc(sz);
     if (mem == NULL || apf_guest_init(mem, sz, &cfg, &G) != 0)

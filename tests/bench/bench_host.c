@@ -96,7 +96,8 @@ static struct apf_host *make_host(struct env *e, struct apf_host_ops *ops, uint3
                                  .kick = b_kick,
                                  .read_guest = b_read,
                                  .write_guest = b_write};
-    struct apf_host_config c = {.n_vcpus = n_vcpus, .n_workers = workers, .ops = ops, .ctx = e};
+    struct apf_host_config c = {.n_vcpus = n_vcpus, .n_workers = workers,
+                                .transport = &apf_host_transport_kvm_x86, .ops = ops, .ctx = e};
     struct apf_host *h;
     if (apf_host_create(&c, &h) != 0)
         return NULL;

@@ -15,7 +15,7 @@
 #include <apf/version.h>
 
 static _Alignas(64) unsigned char guest_mem[16384]; /* the guest runtime's memory = "RAM" */
-static struct apf_kvm_x86 *fe;
+static struct apf_host_kvm_x86 *fe;
 static struct apf_guest *g;
 static int readies;
 
@@ -48,10 +48,10 @@ static void a_cpuid(void *c, uint32_t cpu, uint32_t leaf, uint32_t sub, uint32_t
 {
     (void)c, (void)cpu, (void)sub;
     memset(r, 0, 16);
-    apf_kvm_x86_cpuid(fe, leaf, r);
+    apf_host_kvm_x86_cpuid(fe, leaf, r);
 }
-static int a_wrmsr(void *c, uint32_t cpu, uint32_t msr, uint64_t v) { (void)c; return apf_kvm_x86_wrmsr(fe, cpu, msr, v); }
-static int a_rdmsr(void *c, uint32_t cpu, uint32_t msr, uint64_t *v) { (void)c; return apf_kvm_x86_rdmsr(fe, cpu, msr, v); }
+static int a_wrmsr(void *c, uint32_t cpu, uint32_t msr, uint64_t v) { (void)c; return apf_host_kvm_x86_wrmsr(fe, cpu, msr, v); }
+static int a_rdmsr(void *c, uint32_t cpu, uint32_t msr, uint64_t *v) { (void)c; return apf_host_kvm_x86_rdmsr(fe, cpu, msr, v); }
 
 /* ---- a one-task guest kernel ---- */
 static void *e_task(void *c) { (void)c; return guest_mem; }
@@ -73,9 +73,10 @@ int main(void)
     static const struct apf_host_ops hops = {.submit = h_submit, .inject_not_present = h_np,
                                              .inject_ready = h_ready, .kick = h_kick,
                                              .read_guest = h_read, .write_guest = h_write};
-    struct apf_host_config hc = {.n_vcpus = 1, .ops = &hops};
+    struct apf_host_config hc = {.n_vcpus = 1, .transport = &apf_host_transport_kvm_x86,
+                                 .ops = &hops};
     struct apf_host *h;
-    if (apf_host_create(&hc, &h) != 0 || apf_kvm_x86_create(h, NULL, &fe) != 0)
+    if (apf_host_create(&hc, &h) != 0 || apf_host_kvm_x86_create(h, NULL, &fe) != 0)
         return 1;
 
     static const struct apf_x86_arch_ops arch = {a_cpuid, a_wrmsr, a_rdmsr};
@@ -105,7 +106,7 @@ int main(void)
     }
     printf("consumer: libapf %s, protocol %06x: guest enabled APF, took the wake-all, ACKed\n",
            apf_version_string(), APF_PROTO_VERSION);
-    apf_kvm_x86_destroy(fe);
+    apf_host_kvm_x86_destroy(fe);
     apf_host_destroy(h);
     return 0;
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Freestanding proof for apf_guest and apf_proto.
+# Freestanding proof for apf_guest, apf_proto and the apf_host core (engine + transports).
 #
 #   check.sh SOURCE_DIR WORK_DIR [CC]
 #
-# 1. Builds the two libraries with APF_FREESTANDING=ON (-ffreestanding -nostdinc: only the
+# 1. Builds the three libraries with APF_FREESTANDING=ON (-ffreestanding -nostdinc: only the
 #    compiler's own headers are reachable, so a libc include fails the build).
 # 2. Lists the symbols the archives leave undefined and fails on any not in
 #    allowed-symbols.txt.
@@ -32,7 +32,8 @@ cmake -S "$src" -B "$work/build" -DAPF_FREESTANDING=ON -DBUILD_SHARED_LIBS=OFF \
   || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build" -j 2 >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 
-archives=("$work/build/src/guest/libapf-guest.a" "$work/build/src/proto/libapf-proto.a")
+archives=("$work/build/src/host/libapf-host.a" "$work/build/src/guest/libapf-guest.a"
+  "$work/build/src/proto/libapf-proto.a")
 for a in "${archives[@]}"; do
   [ -f "$a" ] || { echo "freestanding: missing $a"; exit 1; }
 done
@@ -50,4 +51,4 @@ fi
 
 "$cc" -ffreestanding -nostdlib -static -fno-stack-protector -o "$work/stub" \
   "$here/stub.c" -Wl,--whole-archive "${archives[@]}" -Wl,--no-whole-archive
-echo "freestanding: OK ($cc): apf_guest + apf_proto link into a -nostdlib stub"
+echo "freestanding: OK ($cc): apf_host core + apf_guest + apf_proto link into a -nostdlib stub"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A -nostdlib, -ffreestanding program that links every object of libapf-guest.a and
- * libapf-proto.a (--whole-archive). It supplies exactly the allow-listed symbols of
+ * A -nostdlib, -ffreestanding program that links every object of libapf-host.a (the
+ * freestanding core), libapf-guest.a and libapf-proto.a (--whole-archive). It supplies exactly the allow-listed symbols of
  * allowed-symbols.txt and nothing else, so the link fails if the libraries need any other
  * symbol from a C library. It is never run.
  */

@@ -3,7 +3,10 @@
  * Test doubles for libapf-guest unit tests (single-threaded, deterministic):
  *  - an environment whose `sleep` and `halt` run a scripted callback in place of "the rest
  *    of the system" (other tasks, interrupts) and fail loudly if the waiter is never woken;
- *  - a recording backend (caps chosen by the test);
+ *  - a recording backend: probe, enable and disable scripted by the test; the channel (the
+ *    area, the ring) decoded by the real kvm_x86 backend, or by the real kvm_arm64 backend
+ *    when the test's caps say APF_BACKEND_CAP_TOKEN_IN_AREA (ring mode with ring_entries),
+ *    over fake arch hooks that log each ACK (wrmsr ASYNC_PF_ACK / IRQ_ACK);
  *  - one ordered log of wakes, ACKs, enables, disables so tests can check orderings.
  * Test code only.
  */
@@ -20,7 +23,7 @@ struct tev {
     enum tev_kind kind;
     uint32_t cpu;
     uintptr_t task;     /* WAKE, SLEEP */
-    uint32_t token;     /* SLEEP: waiter token; ACK: area token at the time of the ACK */
+    uint32_t token;     /* SLEEP: waiter token; ACK, WAKE: area token at the time */
     uint32_t halted;    /* WAKE */
     uint64_t pa;        /* ENABLE */
     uint32_t vector;    /* ENABLE */
@@ -45,10 +48,21 @@ struct tenv {
     int nlog;
     char last_log[160];
     /* recording backend */
-    uint32_t caps;
+    uint32_t caps; /* HOST_VECTOR: arm64 vector check; TOKEN_IN_AREA: arm64 channel */
+    uint32_t ring_entries;  /* arm64 channel: ready ring wanted (0 = slot) */
+    uint64_t host_features; /* arm64: the host's answer to FEATURES (default: the ring) */
     int probe_result;
     struct apf_guest_backend_info info;
     int enable_result, disable_result, ack_result;
+    /* called by the backend's ready_finish before it runs (e.g. to publish an entry
+     * between the drain and the re-check); runs once, then clears */
+    void (*before_finish)(struct tenv *e, uint32_t cpu);
+    /* the real backends behind the channel ops, and what their arch hooks saw */
+    struct apf_guest_kvm_x86 kx;
+    struct apf_guest_kvm_arm64 ka;
+    int ring_calls;       /* arm64 RING sub-function calls */
+    uint64_t last_ring;   /* its last value (x2 | x3 << 32) */
+    uint64_t last_enable; /* last ENABLE control (arm64) or ASYNC_PF_EN (x86) */
 };
 
 extern const struct apf_guest_env_ops tenv_ops;
@@ -62,9 +76,13 @@ struct apf_guest *tenv_start(struct tenv *e, const struct apf_guest_config *cfg)
 
 /* The host's side of the area, for tests: write "not present" / "page ready". */
 void tenv_host_np(struct tenv *e, uint32_t cpu);                /* flags = 1 */
-void tenv_host_ready(struct tenv *e, uint32_t cpu, uint32_t token); /* token (+ reason) */
+/* "page ready": token (+ reason) in the area, or a ring entry in ring mode */
+void tenv_host_ready(struct tenv *e, uint32_t cpu, uint32_t token);
 uint32_t tenv_area_flags(struct tenv *e, uint32_t cpu);
 uint32_t tenv_area_token(struct tenv *e, uint32_t cpu);
+/* Ring mode: the host's side of the ring (publish one token: entry, then prod). */
+struct apf_ring *tenv_ring(struct tenv *e, uint32_t cpu);
+void tenv_ring_push(struct tenv *e, uint32_t cpu, uint32_t token);
 
 int tenv_count(const struct tenv *e, enum tev_kind k);
 int tenv_index(const struct tenv *e, enum tev_kind k, int nth); /* -1 if none */

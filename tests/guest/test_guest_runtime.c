@@ -207,8 +207,11 @@ START_TEST(test_not_present_sleeps_until_ready_and_order_is_wake_clear_ack)
     const struct tev *wake = &E.log[tenv_index(&E, TEV_WAKE, 0)];
     ck_assert_uint_eq(wake->task, 0xabc0);
     ck_assert_uint_eq(wake->halted, 0);
-    /* wake, then clear, then ACK: the ACK saw an empty slot and came after the wake */
+    /* wake, then clear, then ACK: the wake saw the token still there, the ACK saw an empty
+     * slot and came after the wake; exactly one ACK */
+    ck_assert_uint_eq(wake->token, 0x3000);
     ck_assert_int_lt(tenv_index(&E, TEV_WAKE, 0), tenv_index(&E, TEV_ACK, 0));
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 1);
     ck_assert_uint_eq(E.log[tenv_index(&E, TEV_ACK, 0)].token, 0);
     ck_assert_uint_eq(tenv_area_token(&E, 0), 0);
     struct apf_guest_stats s = gstats(0);
@@ -592,6 +595,260 @@ START_TEST(test_trace_events_in_protocol_order)
 }
 END_TEST
 
+/* ---- the ready ring (kvm_arm64 backend in ring mode) ------------------------------------ */
+
+static struct apf_trace_event rtr[256];
+static int nrtr;
+static void ring_trace_hook(void *ctx, const struct apf_trace_event *ev)
+{
+    (void)ctx;
+    if (nrtr < 256)
+        rtr[nrtr++] = *ev;
+}
+
+static int count_trace(uint32_t kind)
+{
+    int n = 0;
+    for (int i = 0; i < nrtr; i++)
+        n += rtr[i].kind == kind;
+    return n;
+}
+
+/* arm64 ring mode with `entries` per CPU, `n_placeholders` in the pool, traced. */
+static void start_ring(uint32_t n_cpus, uint32_t entries, uint32_t n_placeholders)
+{
+    E.caps = APF_BACKEND_CAP_TOKEN_IN_AREA | APF_BACKEND_CAP_HOST_VECTOR;
+    E.info.irq = 20;
+    E.info.version = APF_PROTO_VERSION;
+    E.ring_entries = entries;
+    nrtr = 0;
+    struct apf_guest_config c = tenv_config(&E, n_cpus, n_placeholders);
+    c.trace = ring_trace_hook;
+    tenv_start(&E, &c);
+    nrtr = 0;
+}
+
+START_TEST(test_ring_online_registers_ring_then_enables_with_ring_flag)
+{
+    start_ring(2, 256, 0);
+    const struct apf_ring *r = apf_guest_ring(E.g, 1);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq((uintptr_t)r % APF_RING_PAGE_SIZE, 0);
+    ck_assert_ptr_nonnull(apf_guest_area(E.g, 1));
+    ck_assert_uint_eq((uintptr_t)apf_guest_area(E.g, 1) % 64, 0);
+    ck_assert_int_eq(E.ring_calls, 2); /* one per CPU */
+    ck_assert_uint_eq(E.last_ring, (uint64_t)(uintptr_t)r | 8u); /* log2(256) */
+    ck_assert_uint_eq(E.last_enable, (uint64_t)(uintptr_t)apf_guest_area(E.g, 1) |
+                                         APF_EN_ENABLED | APF_ARM64_EN_RING);
+    ck_assert_uint_eq(r->cons, 0);
+    ck_assert_uint_eq(r->event, 1);
+    ck_assert_ptr_null(apf_guest_ring(E.g, 2));
+}
+END_TEST
+
+/* n "page ready" entries in one interrupt: exact tokens in order, one drain, no IRQ_ACK. */
+static void ring_drain_n(uint32_t n)
+{
+    setup();
+    start_ring(1, 256, 128);
+    for (uint32_t i = 0; i < n; i++)
+        tenv_ring_push(&E, 0, (i + 1) << 12);
+    E.cur_cpu = 0;
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0); /* nobody waits: placeholders */
+    ck_assert_int_eq(count_trace(APF_TRACE_GUEST_READY), (int)n);
+    int k = 0;
+    for (int i = 0; i < nrtr; i++)
+        if (rtr[i].kind == APF_TRACE_GUEST_READY)
+            ck_assert_uint_eq(rtr[i].token, (uint32_t)(++k) << 12);
+    ck_assert_int_eq(count_trace(APF_TRACE_GUEST_ACK), 1);
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 0); /* ring mode: no IRQ_ACK call at all */
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.ring_entries, n);
+    ck_assert_uint_eq(s.ready, n);
+    ck_assert_uint_eq(s.placeholders, n);
+    ck_assert_uint_eq(s.notifications, 1);
+    ck_assert_uint_eq(s.acks, 1);
+    ck_assert_uint_eq(s.spurious, 0);
+    ck_assert_uint_eq(s.bad_host_values, 0);
+    const struct apf_ring *r = apf_guest_ring(E.g, 0);
+    ck_assert_uint_eq(r->cons, n);
+    ck_assert_uint_eq(r->event, n + 1);
+    /* every waiter finds its placeholder */
+    for (uint32_t i = 0; i < n; i++)
+        ck_assert_int_eq(take_np(0, (i + 1) << 12), 1);
+    ck_assert_int_eq(E.sleeps, 0);
+    ck_assert_uint_eq(gstats(0).placeholder_hits, n);
+}
+
+START_TEST(test_ring_interrupt_drains_1_8_64_entries_in_order)
+{
+    ring_drain_n(1);
+    ring_drain_n(8);
+    ring_drain_n(64);
+}
+END_TEST
+
+static void deliver_ready_by_ring(struct tenv *e, struct apf_guest_waiter *w)
+{
+    (void)w;
+    /* "not present" came through the area, which is clear again */
+    ck_assert_uint_eq(tenv_area_flags(e, 0), 0);
+    ck_assert_int_eq(take_ready(0, ready_token), 1);
+}
+
+START_TEST(test_ring_not_present_in_area_ready_in_ring)
+{
+    start_ring(1, 16, 0);
+    E.cur_task = 0xabc0;
+    E.while_asleep = deliver_ready_by_ring;
+    ready_token = 0x3000;
+    ck_assert_int_eq(take_np(0, 0x3000), 1);
+    ck_assert_int_eq(E.sleeps, 1);
+    ck_assert_uint_eq(E.log[tenv_index(&E, TEV_SLEEP, 0)].token, 0x3000);
+    ck_assert_int_eq(tenv_count(&E, TEV_WAKE), 1);
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 0);
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.not_present, 1);
+    ck_assert_uint_eq(s.ready, 1);
+    ck_assert_uint_eq(s.ring_entries, 1);
+    ck_assert_uint_eq(s.woken, 1);
+    /* an empty ring: spurious, nothing finished */
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    ck_assert_uint_eq(gstats(0).spurious, 1);
+    ck_assert_uint_eq(gstats(0).acks, 1);
+}
+END_TEST
+
+static void ring_wake_all_while_asleep(struct tenv *e, struct apf_guest_waiter *w)
+{
+    (void)e, (void)w;
+    tenv_ring_push(&E, 0, 0x7000); /* nobody waits: a placeholder ... */
+    ck_assert_int_eq(take_ready(0, APF_TOKEN_WAKE_ALL), 1); /* ... freed by the wake-all */
+}
+
+START_TEST(test_ring_wake_all_entry_wakes_and_frees_placeholders)
+{
+    start_ring(1, 16, 0);
+    E.while_asleep = ring_wake_all_while_asleep;
+    ck_assert_int_eq(take_np(0, 0x1000), 1);
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.wake_all, 1);
+    ck_assert_uint_eq(s.ready, 1);
+    ck_assert_uint_eq(s.ring_entries, 2);
+    ck_assert_uint_eq(s.woken, 1);
+    ck_assert_uint_eq(s.placeholders_in_use, 0);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(s.notifications, 1);
+}
+END_TEST
+
+static uint32_t late_token;
+static void publish_before_finish(struct tenv *e, uint32_t cpu)
+{
+    tenv_ring_push(e, cpu, late_token);
+}
+
+START_TEST(test_ring_entry_published_during_drain_is_taken_by_the_recheck)
+{
+    start_ring(1, 16, 0);
+    E.before_finish = publish_before_finish;
+    late_token = 0x2000;
+    tenv_ring_push(&E, 0, 0x1000);
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    /* both taken in this interrupt: the second by the re-check after the event write */
+    ck_assert_int_eq(count_trace(APF_TRACE_GUEST_READY), 2);
+    ck_assert_int_eq(count_trace(APF_TRACE_GUEST_ACK), 2);
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.ring_entries, 2);
+    ck_assert_uint_eq(s.notifications, 1);
+    const struct apf_ring *r = apf_guest_ring(E.g, 0);
+    ck_assert_uint_eq(r->cons, 2);
+    ck_assert_uint_eq(r->event, 3);
+}
+END_TEST
+
+START_TEST(test_ring_lying_prod_is_refused_then_recovered)
+{
+    start_ring(1, 16, 64);
+    struct apf_ring *r = tenv_ring(&E, 0);
+    tenv_ring_push(&E, 0, 0x1000);
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    ck_assert_uint_eq(r->cons, 1);
+    static const uint32_t lies[] = {1 + 16 + 1, 0, 1 + 0x80000000u};
+    for (int i = 0; i < 3; i++) {
+        r->prod = lies[i];
+        ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+        ck_assert_uint_eq(r->cons, 1);
+        ck_assert_uint_eq(gstats(0).bad_host_values, (uint64_t)i + 1);
+        ck_assert_uint_eq(gstats(0).ring_entries, 1);
+    }
+    /* sane again */
+    r->prod = 1;
+    tenv_ring_push(&E, 0, 0x2000);
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    ck_assert_uint_eq(r->cons, 2);
+    struct apf_guest_stats s = gstats(0);
+    ck_assert_uint_eq(s.ring_entries, 2);
+    ck_assert_uint_eq(s.placeholders, 2); /* 0x1000 and 0x2000, each once */
+    ck_assert_uint_eq(s.bad_host_values, 3);
+}
+END_TEST
+
+START_TEST(test_ring_mode_zero_entry_and_ready_in_area_are_bad_host_values)
+{
+    start_ring(1, 16, 0);
+    tenv_ring_push(&E, 0, 0); /* token 0 in the ring: dropped, consumed */
+    ck_assert_int_eq(apf_guest_on_interrupt(E.g, 0), 0);
+    ck_assert_uint_eq(gstats(0).bad_host_values, 1);
+    ck_assert_uint_eq(apf_guest_ring(E.g, 0)->cons, 1);
+    /* "page ready" never uses the area in ring mode: cleared as a bad value */
+    struct apf_shared_area *a = (struct apf_shared_area *)(uintptr_t)apf_guest_area(E.g, 0);
+    a->flags = APF_REASON_READY;
+    a->token = 0x6000;
+    ck_assert_int_eq(apf_guest_on_exception(E.g, 0, 0), 1);
+    ck_assert_uint_eq(gstats(0).bad_host_values, 2);
+    ck_assert_uint_eq(a->flags, 0);
+    ck_assert_uint_eq(a->token, 0);
+    ck_assert_int_eq(E.sleeps, 0);
+}
+END_TEST
+
+START_TEST(test_ring_falls_back_to_slot_without_the_feature)
+{
+    E.host_features = 0; /* a 1.1 host without the ring */
+    E.caps = APF_BACKEND_CAP_TOKEN_IN_AREA | APF_BACKEND_CAP_HOST_VECTOR;
+    E.info.irq = 20;
+    E.ring_entries = 64;
+    struct apf_guest_config c = tenv_config(&E, 1, 0);
+    tenv_start(&E, &c);
+    ck_assert_ptr_null(apf_guest_ring(E.g, 0));
+    ck_assert_int_eq(E.ring_calls, 0);
+    ck_assert_uint_eq(E.last_enable & APF_ARM64_EN_RING, 0);
+    ck_assert_int_eq(take_ready(0, 0x5000), 0); /* slot + IRQ_ACK */
+    ck_assert_int_eq(tenv_count(&E, TEV_ACK), 1);
+    ck_assert_uint_eq(gstats(0).ring_entries, 0);
+    ck_assert_uint_eq(gstats(0).placeholders, 1);
+}
+END_TEST
+
+START_TEST(test_config_reserved_words_must_be_zero_and_stats_reserved_zeroed)
+{
+    static unsigned char mem[1 << 16];
+    struct apf_guest_config c = tenv_config(&E, 1, 0);
+    c.reserved[7] = 1;
+    ck_assert_uint_eq(apf_guest_mem_size(&c), 0);
+    ck_assert_int_eq(apf_guest_init(mem, sizeof(mem), &c, &E.g), APF_EINVAL);
+    c.reserved[7] = 0;
+    ck_assert_int_eq(apf_guest_init(mem, sizeof(mem), &c, &E.g), 0);
+    struct apf_guest_stats s;
+    memset(&s, 0xff, sizeof(s));
+    ck_assert_int_eq(apf_guest_stats(E.g, 0, &s), 0);
+    ck_assert_uint_eq(s.reserved0, 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_uint_eq(s.reserved[i], 0);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("guest_runtime");
@@ -628,6 +885,19 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_empty_slot_interrupt_is_spurious_and_not_acked);
     tcase_add_test(tc, test_bad_cpu_ids_are_rejected);
     tcase_add_test(tc, test_arm64_style_token_in_area_and_reason_checked);
+    tcase_add_test(tc, test_config_reserved_words_must_be_zero_and_stats_reserved_zeroed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("ring");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_ring_online_registers_ring_then_enables_with_ring_flag);
+    tcase_add_test(tc, test_ring_interrupt_drains_1_8_64_entries_in_order);
+    tcase_add_test(tc, test_ring_not_present_in_area_ready_in_ring);
+    tcase_add_test(tc, test_ring_wake_all_entry_wakes_and_frees_placeholders);
+    tcase_add_test(tc, test_ring_entry_published_during_drain_is_taken_by_the_recheck);
+    tcase_add_test(tc, test_ring_lying_prod_is_refused_then_recovered);
+    tcase_add_test(tc, test_ring_mode_zero_entry_and_ready_in_area_are_bad_host_values);
+    tcase_add_test(tc, test_ring_falls_back_to_slot_without_the_feature);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -97,12 +97,12 @@ void fake_fini(struct fake_vmm *f)
 }
 
 struct apf_host_config fake_config(struct fake_vmm *f, uint32_t n_vcpus, uint32_t workers,
-                                   uint32_t abi)
+                                   const struct apf_host_transport_ops *transport)
 {
     struct apf_host_config c = {0};
     c.n_vcpus = n_vcpus;
     c.n_workers = workers;
-    c.abi = abi;
+    c.transport = transport;
     c.ops = &f->ops;
     c.ctx = f;
     return c;
@@ -134,7 +134,7 @@ struct apf_host *fake_host_ready(struct fake_vmm *f, const struct apf_host_confi
     struct apf_host *h = NULL;
     if (apf_host_create(cfg, &h) != 0)
         return NULL;
-    uint32_t vector = cfg->abi == APF_HOST_ABI_ARM64 ? 20 : 0xec;
+    uint32_t vector = cfg->transport == &apf_host_transport_kvm_arm64 ? 20 : 0xec;
     for (uint32_t v = 0; v < cfg->n_vcpus; v++) {
         if (apf_host_vcpu_set_vector(h, v, vector) != 0 ||
             apf_host_vcpu_enable(h, v, FAKE_AREA(v), en_flags) != 0 ||

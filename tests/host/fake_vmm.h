@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "apf/host.h"
+#include "apf/host_transport.h"
 
 enum fake_ev { FAKE_NP = 1, FAKE_READY, FAKE_SUBMIT, FAKE_KICK, FAKE_RESOLVE };
 
@@ -48,7 +49,7 @@ void fake_init(struct fake_vmm *f);
 void fake_fini(struct fake_vmm *f);
 /* A config over this fake (embedder completion if workers == 0). */
 struct apf_host_config fake_config(struct fake_vmm *f, uint32_t n_vcpus, uint32_t workers,
-                                   uint32_t abi);
+                                   const struct apf_host_transport_ops *transport);
 /* Create a host and, for each vCPU, set the vector (x86 0xec, arm64 PPI 20), enable APF at
  * FAKE_AREA(vcpu) with the given flags, and consume the initial wake-all (deliver + guest
  * clears + ACK), then clear the log. */

@@ -103,6 +103,62 @@ START_TEST(test_full_table_refuses_insert)
 }
 END_TEST
 
+/* Regression: remove in a completely full map used to scan for an empty entry that a full
+ * map does not have, and looped for ever. Every operation on a full map must end, and the
+ * map must stay correct: remove each key in turn (every removal shifts a full-length chain),
+ * checking all the others are still found, then refill. */
+static void full_map_round(struct apf__map *m, uint32_t cap, uint64_t stride, unsigned seed)
+{
+    uint64_t keys[CAP];
+    for (uint32_t i = 0; i < cap; i++) {
+        keys[i] = (i + 1) * stride;
+        ck_assert_int_eq(apf__map_insert(m, keys[i], i), 0);
+    }
+    ck_assert_uint_eq(m->count, cap);
+    uint32_t v;
+    ck_assert_int_eq(apf__map_insert(m, 7777777, 1), APF_ENOSPC);
+    ck_assert_int_eq(apf__map_insert(m, keys[0], 1), APF_ENOSPC); /* full first */
+    ck_assert_int_eq(apf__map_find(m, 7777777, &v), 0);
+    ck_assert_int_eq(apf__map_remove(m, 7777777), APF_ENOENT);
+    /* remove in a random order */
+    for (uint32_t i = cap - 1; i > 0; i--) {
+        uint32_t k = (uint32_t)rand_r(&seed) % (i + 1);
+        uint64_t t = keys[i];
+        keys[i] = keys[k];
+        keys[k] = t;
+    }
+    for (uint32_t i = 0; i < cap; i++) {
+        ck_assert_int_eq(apf__map_remove(m, keys[i]), 0);
+        ck_assert_int_eq(apf__map_find(m, keys[i], &v), 0);
+        for (uint32_t k = i + 1; k < cap; k++)
+            ck_assert_msg(apf__map_find(m, keys[k], &v) == 1, "key %llu lost",
+                          (unsigned long long)keys[k]);
+        /* refill the hole once: insert into the (again) full map, then take it out */
+        if (i == 0) {
+            ck_assert_int_eq(apf__map_insert(m, 7777777, 5), 0);
+            ck_assert_uint_eq(m->count, cap);
+            ck_assert_int_eq(apf__map_find(m, 7777777, &v), 1);
+            ck_assert_uint_eq(v, 5);
+            ck_assert_int_eq(apf__map_remove(m, 7777777), 0);
+        }
+    }
+    ck_assert_uint_eq(m->count, 0);
+}
+
+START_TEST(test_full_map_find_remove_insert_end)
+{
+    struct apf__map m = fresh();
+    full_map_round(&m, CAP, 4096, 1);
+    full_map_round(&m, CAP, 1, 2); /* consecutive keys */
+    /* the smallest map (the trace checker's with max_outstanding 1) */
+    static struct apf__map_entry two[2];
+    struct apf__map s;
+    apf__map_init(&s, two, 2);
+    for (unsigned seed = 0; seed < 8; seed++)
+        full_map_round(&s, 2, 0x1000 + seed, seed);
+}
+END_TEST
+
 /* 200k random operations at up to half load, checked against a plain array. */
 START_TEST(test_random_against_reference)
 {
@@ -153,6 +209,7 @@ static Suite *hashmap_suite(void)
     tcase_add_test(tc, test_delete_in_middle_of_probe_chain);
     tcase_add_test(tc, test_chain_wrapping_around_the_end);
     tcase_add_test(tc, test_full_table_refuses_insert);
+    tcase_add_test(tc, test_full_map_find_remove_insert_end);
     tcase_add_test(tc, test_random_against_reference);
     suite_add_tcase(s, tc);
     return s;

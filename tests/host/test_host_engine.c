@@ -26,7 +26,7 @@ static void teardown(void)
 
 static struct apf_host *ready_host(uint32_t n_vcpus, uint32_t flags)
 {
-    struct apf_host_config c = fake_config(&F, n_vcpus, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, n_vcpus, 0, &apf_host_transport_kvm_x86);
     H = fake_host_ready(&F, &c, flags);
     ck_assert_ptr_nonnull(H);
     return H;
@@ -75,7 +75,7 @@ static void assert_state_eq(const struct apf_host_vcpu_state *a,
 START_TEST(test_create_rejects_bad_configs)
 {
     struct apf_host *h = (struct apf_host *)0x1;
-    struct apf_host_config good = fake_config(&F, 2, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config good = fake_config(&F, 2, 0, &apf_host_transport_kvm_x86);
     struct apf_host_config c;
     struct apf_host_ops ops;
 
@@ -87,7 +87,16 @@ START_TEST(test_create_rejects_bad_configs)
     ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
     c = good, c.max_outstanding = APF_HOST_MAX_OUTSTANDING + 1;
     ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
-    c = good, c.abi = 7;
+    c = good, c.transport = NULL;
+    ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
+    struct apf_host_transport_ops bad_tp = apf_host_transport_kvm_x86;
+    bad_tp.ready_post = NULL; /* every op but `enabled` and `reset` is required */
+    c = good, c.transport = &bad_tp;
+    ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
+    bad_tp = apf_host_transport_kvm_x86;
+    bad_tp.valid_flags = 0; /* ENABLED must be valid */
+    ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
+    c = good, c.reserved[7] = 1; /* an unknown non-zero tail is refused */
     ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
     c = good, c.fallback = 2;
     ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);
@@ -117,7 +126,7 @@ START_TEST(test_create_survives_each_allocation_failure)
     for (uint32_t workers = 0; workers <= 2; workers += 2) {
         struct counting_alloc probe;
         counting_alloc_init(&probe, 0);
-        struct apf_host_config c = fake_config(&F, 4, workers, APF_HOST_ABI_KVM_X86);
+        struct apf_host_config c = fake_config(&F, 4, workers, &apf_host_transport_kvm_x86);
         c.alloc = &probe.a;
         struct apf_host *h;
         ck_assert_int_eq(apf_host_create(&c, &h), 0);
@@ -142,7 +151,7 @@ END_TEST
 
 START_TEST(test_memory_per_vcpu_within_16k_at_default_limit)
 {
-    struct apf_host_config c = fake_config(&F, 64, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 64, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     size_t per = 0, total = apf_host_memory(H, &per);
     ck_assert_uint_le(per, 16 * 1024);
@@ -156,7 +165,7 @@ END_TEST
 
 START_TEST(test_enable_queues_one_wake_all)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     ck_assert_int_eq(apf_host_vcpu_set_vector(H, 0, 0xec), 0);
     ck_assert_int_eq(apf_host_vcpu_enable(H, 0, FAKE_AREA(0), EN_INT), 0);
@@ -173,7 +182,7 @@ END_TEST
 
 START_TEST(test_enable_rejects_bad_input_and_changes_nothing)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     struct apf_host_vcpu_state before, after;
     ck_assert_int_eq(apf_host_vcpu_save(H, 0, &before), 0);
@@ -270,7 +279,7 @@ END_TEST
 
 START_TEST(test_fault_with_apf_off_is_sync)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     ck_assert_int_eq(apf_host_vcpu_fault(H, 0, 0x5000, GS_USER), APF_FAULT_SYNC);
     ck_assert_uint_eq(F.nlog, 0);
@@ -279,7 +288,7 @@ END_TEST
 
 START_TEST(test_limit_reached_is_sync)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     c.max_outstanding = 3;
     H = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(H);
@@ -357,7 +366,7 @@ END_TEST
 
 START_TEST(test_fallback_sync_starts_no_work)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     c.fallback = APF_HOST_FALLBACK_SYNC;
     H = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(H);
@@ -522,7 +531,7 @@ END_TEST
 START_TEST(test_wake_all_covers_not_present_delivered_before_it)
 {
     /* Enable with the APIC off: the wake-all stays queued while a fault goes async. */
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     apf_host_vcpu_set_vector(H, 0, 0xec);
     ck_assert_int_eq(apf_host_vcpu_enable(H, 0, FAKE_AREA(0), EN_INT), 0);
@@ -618,7 +627,7 @@ START_TEST(test_restore_queues_wake_all_and_keeps_tokens_fresh)
 
     /* destination */
     struct apf_host *src = H;
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     fake_log_clear(&F);
     fake_area_write(&F, 0, 0, 0);
@@ -694,7 +703,7 @@ END_TEST
 
 START_TEST(test_arm64_area_carries_reason_and_token)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_ARM64);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_arm64);
     H = fake_host_ready(&F, &c, APF_EN_ENABLED);
     ck_assert_ptr_nonnull(H);
     ck_assert_int_eq(apf_host_vcpu_fault(H, 0, 0x9000, GS_USER), APF_FAULT_ASYNC);
@@ -715,7 +724,7 @@ END_TEST
 
 START_TEST(test_arm64_vector_is_a_ppi)
 {
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_ARM64);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_arm64);
     ck_assert_int_eq(apf_host_create(&c, &H), 0);
     ck_assert_int_eq(apf_host_vcpu_set_vector(H, 0, 15), APF_EINVAL);
     ck_assert_int_eq(apf_host_vcpu_set_vector(H, 0, 32), APF_EINVAL);
@@ -744,7 +753,7 @@ START_TEST(test_trace_of_a_session_passes_the_checker)
 {
     static struct trace_buf tb;
     tb.n = 0;
-    struct apf_host_config c = fake_config(&F, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 0, &apf_host_transport_kvm_x86);
     c.trace = collect;
     c.trace_ctx = &tb;
     H = fake_host_ready(&F, &c, EN_INT);

@@ -39,7 +39,7 @@ static int wait_ready(struct apf_host *h, uint32_t vcpu)
 
 START_TEST(test_workers_resolve_and_ready_follows)
 {
-    struct apf_host_config c = fake_config(&F, 2, 2, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 2, 2, &apf_host_transport_kvm_x86);
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(apf_host_vcpu_fault(h, 1, 0x9000, GS_USER), APF_FAULT_ASYNC);
@@ -60,7 +60,7 @@ END_TEST
 
 START_TEST(test_many_faults_each_answered_exactly_once)
 {
-    struct apf_host_config c = fake_config(&F, 1, 4, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 4, &apf_host_transport_kvm_x86);
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
     uint32_t toks[64];
@@ -96,7 +96,7 @@ END_TEST
  * times; each fault is answered by exactly its own token. */
 START_TEST(test_ring_of_odd_size_wraps_without_losing_jobs)
 {
-    struct apf_host_config c = fake_config(&F, 3, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 3, 1, &apf_host_transport_kvm_x86);
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
     for (uint32_t round = 0; round < 200; round++) {
@@ -128,7 +128,7 @@ END_TEST
  * changes nothing (the worker's completion still brings exactly one "page ready"). */
 START_TEST(test_embedder_complete_refused_with_workers)
 {
-    struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 1, &apf_host_transport_kvm_x86);
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(apf_host_vcpu_fault(h, 0, 0x9000, GS_USER), APF_FAULT_ASYNC);
@@ -148,7 +148,7 @@ END_TEST
 
 START_TEST(test_resolve_failure_reaches_the_vcpu)
 {
-    struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 1, &apf_host_transport_kvm_x86);
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
     atomic_store(&F.resolve_status, APF_EIO);
@@ -166,7 +166,7 @@ END_TEST
 
 START_TEST(test_disabled_vcpu_queued_work_skips_resolve)
 {
-    struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 1, &apf_host_transport_kvm_x86);
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
     atomic_store(&F.gate_closed, 1); /* the one worker blocks in its first resolve */
@@ -203,7 +203,7 @@ static void *open_gate_later(void *arg)
 
 START_TEST(test_destroy_waits_for_resolve_in_progress)
 {
-    struct apf_host_config c = fake_config(&F, 1, 2, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 2, &apf_host_transport_kvm_x86);
     struct counting_alloc ca;
     counting_alloc_init(&ca, 0);
     c.alloc = &ca.a;
@@ -233,7 +233,7 @@ END_TEST
  * once, jobs queued while it spins are taken, and destroy does not wait out a spin. */
 START_TEST(test_spinning_workers_answer_every_fault_once)
 {
-    struct apf_host_config c = fake_config(&F, 1, 3, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 3, &apf_host_transport_kvm_x86);
     c.worker_spin_ns = 500000;
     struct apf_host *h = fake_host_ready(&F, &c, EN_INT);
     ck_assert_ptr_nonnull(h);
@@ -261,7 +261,7 @@ END_TEST
 
 START_TEST(test_spin_longer_than_a_millisecond_is_refused)
 {
-    struct apf_host_config c = fake_config(&F, 1, 1, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&F, 1, 1, &apf_host_transport_kvm_x86);
     c.worker_spin_ns = 1000001;
     struct apf_host *h = NULL;
     ck_assert_int_eq(apf_host_create(&c, &h), APF_EINVAL);

@@ -289,7 +289,7 @@ START_TEST(test_stress_every_not_present_answered_once)
     struct apf_host_config c = {
         .n_vcpus = N_VCPUS,
         .n_workers = N_WORKERS,
-        .abi = APF_HOST_ABI_KVM_X86,
+        .transport = &apf_host_transport_kvm_x86,
         .ops = &S.ops,
         .ctx = &S,
         .trace = trace_hook,

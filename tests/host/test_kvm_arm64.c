@@ -33,7 +33,7 @@
 
 static struct fake_vmm g_f;
 static struct apf_host *g_h;
-static struct apf_kvm_arm64 *g_fe;
+static struct apf_host_kvm_arm64 *g_fe;
 static int g_live;
 
 /* ---- fixture ------------------------------------------------------------------------------ */
@@ -42,7 +42,7 @@ static void teardown(void)
 {
     if (!g_live)
         return;
-    apf_kvm_arm64_destroy(g_fe);
+    apf_host_kvm_arm64_destroy(g_fe);
     apf_host_destroy(g_h);
     fake_fini(&g_f);
     g_fe = NULL;
@@ -55,11 +55,11 @@ static void make(uint32_t max_outstanding, uint32_t sdei_event)
 {
     teardown();
     fake_init(&g_f);
-    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, APF_HOST_ABI_ARM64);
+    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, &apf_host_transport_kvm_arm64);
     c.max_outstanding = max_outstanding;
     ck_assert_int_eq(apf_host_create(&c, &g_h), 0);
-    struct apf_kvm_arm64_config a = {sdei_event};
-    ck_assert_int_eq(apf_kvm_arm64_create(g_h, sdei_event ? &a : NULL, &g_fe), 0);
+    struct apf_host_kvm_arm64_config a = {.sdei_event = sdei_event};
+    ck_assert_int_eq(apf_host_kvm_arm64_create(g_h, sdei_event ? &a : NULL, &g_fe), 0);
     g_live = 1;
 }
 
@@ -71,16 +71,16 @@ static void setup(void)
 /* ---- guest-side helpers ------------------------------------------------------------------- */
 
 /* An SMCCC call with x0..x3; returns the frontend's result, out[] as left by it. */
-static int smccc(struct apf_kvm_arm64 *fe, uint32_t vcpu, uint64_t x0, uint64_t x1, uint64_t x2,
+static int smccc(struct apf_host_kvm_arm64 *fe, uint32_t vcpu, uint64_t x0, uint64_t x1, uint64_t x2,
                  uint64_t x3, uint64_t out[4])
 {
     const uint64_t in[4] = {x0, x1, x2, x3};
     out[0] = out[1] = out[2] = out[3] = POISON64;
-    return apf_kvm_arm64_hvc(fe, vcpu, in, out);
+    return apf_host_kvm_arm64_hvc(fe, vcpu, in, out);
 }
 
 /* The APF call on g_fe: must be handled; returns x0 and checks x1..x3 are zeroed. */
-static uint64_t apf_call_on(struct apf_kvm_arm64 *fe, uint32_t vcpu, uint64_t sub, uint64_t x2,
+static uint64_t apf_call_on(struct apf_host_kvm_arm64 *fe, uint32_t vcpu, uint64_t sub, uint64_t x2,
                             uint64_t x3)
 {
     uint64_t out[4];
@@ -109,11 +109,11 @@ static struct apf_host_vcpu_stats stats(uint32_t vcpu)
     return s;
 }
 
-static struct apf_kvm_arm64_state get_state(uint32_t vcpu)
+static struct apf_host_kvm_arm64_state get_state(uint32_t vcpu)
 {
-    struct apf_kvm_arm64_state st;
+    struct apf_host_kvm_arm64_state st;
     memset(&st, 0xa5, sizeof(st));
-    ck_assert_int_eq(apf_kvm_arm64_get_state(g_fe, vcpu, &st), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_get_state(g_fe, vcpu, &st), 0);
     return st;
 }
 
@@ -127,7 +127,7 @@ static void guest_consume(uint32_t vcpu)
  * IRQ_ACK). The log is cleared afterwards. */
 static void guest_apf_on(uint32_t vcpu, uint32_t flags)
 {
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, vcpu, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, vcpu, PPI), 0);
     ck_assert_uint_eq(enable(vcpu, FAKE_AREA(vcpu) | flags), SMC_OK);
     ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, vcpu, GS_USER), 1);
     ck_assert_uint_eq(fake_area_flags(&g_f, vcpu), APF_REASON_READY);
@@ -165,7 +165,7 @@ static uint32_t fault_async(uint32_t vcpu, uint64_t gpa)
 /* ---- "nothing changed" -------------------------------------------------------------------- */
 
 struct snap {
-    struct apf_kvm_arm64_state fs;
+    struct apf_host_kvm_arm64_state fs;
     uint64_t irq_call;
     struct fake_engine_snap e; /* the engine's side */
 };
@@ -225,7 +225,7 @@ START_TEST(test_other_function_ids_are_not_mine_and_out_untouched)
         for (uint64_t sub = 0; sub <= 6; sub++) {
             uint64_t out[4];
             ck_assert_int_eq(smccc(g_fe, 0, ids[i], sub, FAKE_AREA(0) | 1u, 0, out),
-                             APF_KVM_ARM64_NOT_MINE);
+                             APF_HOST_KVM_ARM64_NOT_MINE);
             for (int r = 0; r < 4; r++)
                 ck_assert_uint_eq(out[r], POISON64);
         }
@@ -238,32 +238,34 @@ END_TEST
 START_TEST(test_function_id_upper_32_bits_are_ignored)
 {
     uint64_t out[4];
-    ck_assert_int_eq(smccc(g_fe, 0, 0xffffffff86000002ull, F_VERSION, 0, 0, out), 0);
-    ck_assert_uint_eq(out[0], 0x010000u);
+    ck_assert_int_eq(smccc(g_fe, 0, 0xffffffff86000018ull, F_VERSION, 0, 0, out), 0);
+    ck_assert_uint_eq(out[0], 0x010100u);
     ck_assert_uint_eq(out[1], 0);
     ck_assert_uint_eq(out[2], 0);
     ck_assert_uint_eq(out[3], 0);
-    ck_assert_int_eq(smccc(g_fe, 0, 0x0000000186000002ull, F_SLOTS, 0, 0, out), 0);
+    ck_assert_int_eq(smccc(g_fe, 0, 0x0000000186000018ull, F_SLOTS, 0, 0, out), 0);
     ck_assert_uint_eq(out[0], 64);
     /* A whole call through such an ID: ENABLE works. */
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
-    ck_assert_int_eq(smccc(g_fe, 0, 0xffffffff86000002ull, F_ENABLE, FAKE_AREA(0) | 1u, 0, out),
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
+    ck_assert_int_eq(smccc(g_fe, 0, 0xffffffff86000018ull, F_ENABLE, FAKE_AREA(0) | 1u, 0, out),
                      0);
     ck_assert_uint_eq(out[0], SMC_OK);
     ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 1);
 }
 END_TEST
 
-START_TEST(test_features_query_bit_is_bit_2)
+START_TEST(test_features_query_bit_is_bit_24)
 {
-    ck_assert_uint_eq(apf_kvm_arm64_features(), 0x4u);
+    /* function 24 (proposed; upstream's function 2 is pKVM HYP_MEMINFO): bit 24 */
+    ck_assert_uint_eq(APF_ARM64_FUNC_ID, 0x86000018u);
+    ck_assert_uint_eq(apf_host_kvm_arm64_features(), 0x1000000u);
 }
 END_TEST
 
-START_TEST(test_version_is_1_0_0)
+START_TEST(test_version_is_1_1_0)
 {
-    ck_assert_uint_eq(apf_call(0, F_VERSION, 0, 0), 0x010000u);
-    ck_assert_uint_eq(apf_call(1, F_VERSION, 0xffffffffu, 0xffffffffu), 0x010000u);
+    ck_assert_uint_eq(apf_call(0, F_VERSION, 0, 0), 0x010100u);
+    ck_assert_uint_eq(apf_call(1, F_VERSION, 0xffffffffu, 0xffffffffu), 0x010100u);
 }
 END_TEST
 
@@ -305,14 +307,14 @@ START_TEST(test_irq_is_not_supported_until_set_then_returns_ppi)
 {
     ck_assert_uint_eq(apf_call(0, F_IRQ, 0, 0), 0xffffffffffffffffull);
     ck_assert_uint_eq(get_state(0).irq, 0);
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
     ck_assert_uint_eq(apf_call(0, F_IRQ, 0, 0), PPI);
     ck_assert_uint_eq(get_state(0).irq, PPI);
     /* Per vCPU. */
     ck_assert_uint_eq(apf_call(1, F_IRQ, 0, 0), 0xffffffffffffffffull);
     /* The whole PPI range. */
     for (uint32_t ppi = 16; ppi <= 31; ppi++) {
-        ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 1, ppi), 0);
+        ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 1, ppi), 0);
         ck_assert_uint_eq(apf_call(1, F_IRQ, 0, 0), ppi);
     }
 }
@@ -324,7 +326,7 @@ START_TEST(test_set_irq_out_of_range_is_refused)
     struct snap before;
     snap_take(0, &before); /* not set */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, bad[i]), APF_EINVAL);
+        ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, bad[i]), APF_EINVAL);
         ck_assert_unchanged(0, &before);
     }
     ck_assert_uint_eq(apf_call(0, F_IRQ, 0, 0), SMC_NOT_SUPPORTED);
@@ -332,7 +334,7 @@ START_TEST(test_set_irq_out_of_range_is_refused)
     guest_apf_on(1, APF_EN_ENABLED);
     snap_take(1, &before);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 1, bad[i]), APF_EINVAL);
+        ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 1, bad[i]), APF_EINVAL);
         ck_assert_unchanged(1, &before);
     }
     ck_assert_uint_eq(apf_call(1, F_IRQ, 0, 0), PPI);
@@ -343,7 +345,7 @@ END_TEST
 START_TEST(test_argument_registers_upper_halves_are_ignored)
 {
     /* x1: only the low 32 bits select the sub-function. */
-    ck_assert_uint_eq(apf_call(0, 0xffffffff00000000ull | F_VERSION, 0, 0), 0x010000u);
+    ck_assert_uint_eq(apf_call(0, 0xffffffff00000000ull | F_VERSION, 0, 0), 0x010100u);
     ck_assert_uint_eq(apf_call(0, 0x0000000100000000ull | F_SLOTS, 0, 0), 64);
     ck_assert_uint_eq(apf_call(0, 0x8000000000000000ull | F_SDEI, 0, 0), 0x40400001u);
 }
@@ -351,8 +353,8 @@ END_TEST
 
 START_TEST(test_unknown_sub_function_is_not_supported)
 {
-    static const uint64_t subs[] = {6, 7, 0xff, 0x100, 0x7fffffffu, 0x80000000u, 0xffffffffu,
-                                    0xffffffff00000006ull};
+    static const uint64_t subs[] = {8, 9, 0xff, 0x100, 0x7fffffffu, 0x80000000u, 0xffffffffu,
+                                    0xffffffff00000008ull};
     guest_apf_on(0, APF_EN_ENABLED);
     struct snap before;
     snap_take(0, &before);
@@ -368,7 +370,7 @@ END_TEST
 
 START_TEST(test_enable_takes_control_from_low_halves_of_x2_and_x3)
 {
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
     /* Garbage in the upper halves of x2 and x3 is ignored: control = FAKE_AREA(0) | 1. */
     ck_assert_uint_eq(apf_call(0, F_ENABLE, 0xdeadbeef00000000ull | FAKE_AREA(0) | 1u,
                                0xcafef00d00000000ull),
@@ -381,7 +383,7 @@ START_TEST(test_enable_takes_control_from_low_halves_of_x2_and_x3)
     ck_assert_uint_eq(st.area_gpa, FAKE_AREA(0));
     ck_assert_uint_eq(st.flags, APF_EN_ENABLED);
     /* The flags come from the low 6 bits: SEND_ALWAYS is taken. */
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 1, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 1, PPI), 0);
     ck_assert_uint_eq(apf_call(1, F_ENABLE, FAKE_AREA(1) | 3u, 0), SMC_OK);
     ck_assert_int_eq(apf_host_vcpu_save(g_h, 1, &st), 0);
     ck_assert_uint_eq(st.area_gpa, FAKE_AREA(1));
@@ -392,7 +394,7 @@ END_TEST
 
 START_TEST(test_enable_high_half_is_used_and_area_above_4gib_is_refused)
 {
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
     struct snap before;
     snap_take(0, &before);
     /* x2 alone would name a valid area: the high half makes it 4 GiB + 0x1000. */
@@ -421,7 +423,7 @@ END_TEST
 START_TEST(test_enable_with_undefined_flags_is_refused)
 {
     static const uint32_t bad[] = {0x4u, 0x8u, 0x10u, 0x20u, 0x3cu, 0x3fu};
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
     struct snap before;
     snap_take(0, &before);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -457,7 +459,7 @@ END_TEST
 
 START_TEST(test_enable_queues_wake_all_with_reason_ready)
 {
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, PPI), 0);
     ck_assert_uint_eq(enable(0, FAKE_AREA(0) | 1u), SMC_OK);
     ck_assert_uint_eq(fake_count(&g_f, FAKE_READY, 0), 0);
     ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, 0, GS_USER), 1);
@@ -656,10 +658,10 @@ END_TEST
 START_TEST(test_state_round_trip_to_another_engine)
 {
     make(0, 0x40400009u);
-    ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, 0, 21), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, 0, 21), 0);
     ck_assert_uint_eq(enable(0, FAKE_AREA(0) | 3u), SMC_OK);
-    struct apf_kvm_arm64_state src = get_state(0);
-    ck_assert_uint_eq(src.version, 0x010000u);
+    struct apf_host_kvm_arm64_state src = get_state(0);
+    ck_assert_uint_eq(src.version, 0x010100u);
     ck_assert_uint_eq(src.sdei_event, 0x40400009u);
     ck_assert_uint_eq(src.irq, 21);
     ck_assert_uint_eq(src.reserved, 0);
@@ -669,16 +671,16 @@ START_TEST(test_state_round_trip_to_another_engine)
     struct fake_vmm *f2 = malloc(sizeof(*f2));
     ck_assert_ptr_nonnull(f2);
     fake_init(f2);
-    struct apf_host_config c = fake_config(f2, N_VCPUS, 0, APF_HOST_ABI_ARM64);
+    struct apf_host_config c = fake_config(f2, N_VCPUS, 0, &apf_host_transport_kvm_arm64);
     struct apf_host *h2 = NULL;
-    struct apf_kvm_arm64 *fe2 = NULL;
+    struct apf_host_kvm_arm64 *fe2 = NULL;
     ck_assert_int_eq(apf_host_create(&c, &h2), 0);
-    ck_assert_int_eq(apf_kvm_arm64_create(h2, NULL, &fe2), 0);
-    ck_assert_int_eq(apf_kvm_arm64_set_state(fe2, 0, &src), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_create(h2, NULL, &fe2), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(fe2, 0, &src), 0);
 
-    struct apf_kvm_arm64_state dst;
+    struct apf_host_kvm_arm64_state dst;
     memset(&dst, 0xa5, sizeof(dst));
-    ck_assert_int_eq(apf_kvm_arm64_get_state(fe2, 0, &dst), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_get_state(fe2, 0, &dst), 0);
     ck_assert_uint_eq(dst.version, src.version);
     ck_assert_uint_eq(dst.sdei_event, src.sdei_event);
     ck_assert_uint_eq(dst.irq, src.irq);
@@ -703,7 +705,7 @@ START_TEST(test_state_round_trip_to_another_engine)
     /* Nothing happened on the source. */
     ck_assert_uint_eq(fake_count(&g_f, FAKE_READY, 0), 0);
 
-    apf_kvm_arm64_destroy(fe2);
+    apf_host_kvm_arm64_destroy(fe2);
     apf_host_destroy(h2);
     fake_fini(f2);
     free(f2);
@@ -711,9 +713,9 @@ START_TEST(test_state_round_trip_to_another_engine)
 END_TEST
 
 /* A valid state for vCPU 0 (APF on at FAKE_AREA(0)) to corrupt one field at a time. */
-static struct apf_kvm_arm64_state valid_state(void)
+static struct apf_host_kvm_arm64_state valid_state(void)
 {
-    struct apf_kvm_arm64_state st = {0};
+    struct apf_host_kvm_arm64_state st = {0};
     st.version = APF_PROTO_VERSION;
     st.sdei_event = 0x40400002u;
     st.irq = 22;
@@ -724,22 +726,22 @@ static struct apf_kvm_arm64_state valid_state(void)
 
 /* Runs a refused set_state from two starting points: off, and on with the wake-all
  * consumed and a fault outstanding. */
-static void set_state_refused(const struct apf_kvm_arm64_state *bad, int err)
+static void set_state_refused(const struct apf_host_kvm_arm64_state *bad, int err)
 {
     struct snap before;
     snap_take(0, &before);
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 0, bad), err);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 0, bad), err);
     ck_assert_unchanged(0, &before);
     ck_assert_nothing_queued(0);
 
-    struct apf_kvm_arm64_state b1 = *bad;
+    struct apf_host_kvm_arm64_state b1 = *bad;
     if (b1.control & APF_EN_ADDR_MASK)
         b1.control = (b1.control & ~(uint64_t)FAKE_AREA(0)) | FAKE_AREA(1);
     guest_apf_on(1, APF_EN_ENABLED);
     uint32_t tok = fault_async(1, 0x10000);
     guest_consume(1);
     snap_take(1, &before);
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 1, &b1), err);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 1, &b1), err);
     ck_assert_unchanged(1, &before);
     ck_assert_nothing_queued(1);
     /* The outstanding fault survived. */
@@ -750,11 +752,11 @@ static void set_state_refused(const struct apf_kvm_arm64_state *bad, int err)
 
 START_TEST(test_set_state_with_wrong_version_is_refused)
 {
-    static const uint32_t versions[] = {0, 0x000100u, 0x010001u, 0x010100u, 0x020000u,
+    static const uint32_t versions[] = {0, 0x000100u, 0x010001u, 0x010101u, 0x020000u,
                                         0xffffffffu};
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         setup();
-        struct apf_kvm_arm64_state st = valid_state();
+        struct apf_host_kvm_arm64_state st = valid_state();
         st.version = versions[i];
         set_state_refused(&st, APF_EINVAL);
     }
@@ -766,7 +768,7 @@ START_TEST(test_set_state_with_reserved_nonzero_is_refused)
     static const uint32_t res[] = {1, 0x80000000u, 0xffffffffu};
     for (size_t i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
         setup();
-        struct apf_kvm_arm64_state st = valid_state();
+        struct apf_host_kvm_arm64_state st = valid_state();
         st.reserved = res[i];
         set_state_refused(&st, APF_EINVAL);
     }
@@ -780,7 +782,7 @@ START_TEST(test_set_state_with_invalid_flags_is_refused)
                                    FAKE_AREA(0) | 0x3fu, FAKE_AREA(0) | 0x4u};
     for (size_t i = 0; i < sizeof(ctl) / sizeof(ctl[0]); i++) {
         setup();
-        struct apf_kvm_arm64_state st = valid_state();
+        struct apf_host_kvm_arm64_state st = valid_state();
         st.control = ctl[i];
         set_state_refused(&st, APF_EINVAL);
     }
@@ -792,7 +794,7 @@ START_TEST(test_set_state_with_irq_out_of_range_is_refused)
     static const uint32_t irqs[] = {1, 15, 32, 1020, 0xffffffffu};
     for (size_t i = 0; i < sizeof(irqs) / sizeof(irqs[0]); i++) {
         setup();
-        struct apf_kvm_arm64_state st = valid_state();
+        struct apf_host_kvm_arm64_state st = valid_state();
         st.irq = irqs[i];
         set_state_refused(&st, APF_EINVAL);
         /* Also with APF off in the state. */
@@ -802,7 +804,7 @@ START_TEST(test_set_state_with_irq_out_of_range_is_refused)
     }
     /* No PPI while the control enables APF. */
     setup();
-    struct apf_kvm_arm64_state st = valid_state();
+    struct apf_host_kvm_arm64_state st = valid_state();
     st.irq = 0;
     set_state_refused(&st, APF_EINVAL);
 }
@@ -810,17 +812,17 @@ END_TEST
 
 START_TEST(test_set_state_with_area_outside_guest_memory_is_efault)
 {
-    struct apf_kvm_arm64_state st = valid_state();
+    struct apf_host_kvm_arm64_state st = valid_state();
     st.control = ABOVE_4G | FAKE_AREA(0) | 1u;
     struct snap before;
     snap_take(0, &before);
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 0, &st), APF_EFAULT);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 0, &st), APF_EFAULT);
     ck_assert_unchanged(0, &before);
     ck_assert_nothing_queued(0);
     guest_apf_on(1, APF_EN_ENABLED);
     snap_take(1, &before);
     st.control = FAKE_MEM_SIZE | 1u;
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 1, &st), APF_EFAULT);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 1, &st), APF_EFAULT);
     ck_assert_unchanged(1, &before);
     ck_assert_nothing_queued(1);
 }
@@ -831,8 +833,8 @@ START_TEST(test_set_state_with_control_enabled_queues_wake_all)
     guest_apf_on(0, APF_EN_ENABLED);
     uint32_t tok = fault_async(0, 0x10000);
     guest_consume(0);
-    struct apf_kvm_arm64_state st = get_state(0);
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 0, &st), 0);
+    struct apf_host_kvm_arm64_state st = get_state(0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 0, &st), 0);
     /* Work in flight is dropped: only the wake-all is delivered. */
     ck_assert_int_eq(apf_host_complete(g_h, 0, tok, 0), 0);
     ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, 0, GS_USER), 1);
@@ -848,10 +850,10 @@ START_TEST(test_set_state_with_control_enabled_queues_wake_all)
     ck_assert_uint_eq(stats(0).wake_all_delivered, 2);
 
     /* On a vCPU that never ran: SET applies everything and queues the wake-all. */
-    struct apf_kvm_arm64_state v1 = valid_state();
+    struct apf_host_kvm_arm64_state v1 = valid_state();
     v1.control = FAKE_AREA(1) | 1u;
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 1, &v1), 0);
-    struct apf_kvm_arm64_state got = get_state(1);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 1, &v1), 0);
+    struct apf_host_kvm_arm64_state got = get_state(1);
     ck_assert_uint_eq(got.sdei_event, 0x40400002u);
     ck_assert_uint_eq(got.irq, 22);
     ck_assert_uint_eq(got.control, FAKE_AREA(1) | 1u);
@@ -865,9 +867,9 @@ END_TEST
 START_TEST(test_set_state_with_control_off_disables_without_wake_all)
 {
     guest_apf_on(0, APF_EN_ENABLED);
-    struct apf_kvm_arm64_state st = get_state(0);
+    struct apf_host_kvm_arm64_state st = get_state(0);
     st.control = 0;
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 0, &st), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 0, &st), 0);
     ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 0);
     ck_assert_uint_eq(get_state(0).control, 0);
     ck_assert_uint_eq(get_state(0).irq, PPI);
@@ -877,8 +879,8 @@ END_TEST
 
 START_TEST(test_get_state_null_is_einval)
 {
-    ck_assert_int_eq(apf_kvm_arm64_get_state(g_fe, 0, NULL), APF_EINVAL);
-    ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, 0, NULL), APF_EINVAL);
+    ck_assert_int_eq(apf_host_kvm_arm64_get_state(g_fe, 0, NULL), APF_EINVAL);
+    ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, 0, NULL), APF_EINVAL);
 }
 END_TEST
 
@@ -891,17 +893,17 @@ START_TEST(test_unknown_vcpu_is_enodev)
     struct snap before0, before1;
     snap_take(0, &before0);
     snap_take(1, &before1);
-    struct apf_kvm_arm64_state st = valid_state();
+    struct apf_host_kvm_arm64_state st = valid_state();
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         for (uint64_t sub = 0; sub <= 6; sub++) {
             uint64_t out[4];
             ck_assert_int_eq(smccc(g_fe, ids[i], FUNC, sub, FAKE_AREA(0) | 1u, 0, out),
                              APF_ENODEV);
         }
-        ck_assert_int_eq(apf_kvm_arm64_set_irq(g_fe, ids[i], PPI), APF_ENODEV);
-        struct apf_kvm_arm64_state got;
-        ck_assert_int_eq(apf_kvm_arm64_get_state(g_fe, ids[i], &got), APF_ENODEV);
-        ck_assert_int_eq(apf_kvm_arm64_set_state(g_fe, ids[i], &st), APF_ENODEV);
+        ck_assert_int_eq(apf_host_kvm_arm64_set_irq(g_fe, ids[i], PPI), APF_ENODEV);
+        struct apf_host_kvm_arm64_state got;
+        ck_assert_int_eq(apf_host_kvm_arm64_get_state(g_fe, ids[i], &got), APF_ENODEV);
+        ck_assert_int_eq(apf_host_kvm_arm64_set_state(g_fe, ids[i], &st), APF_ENODEV);
     }
     ck_assert_unchanged(0, &before0);
     ck_assert_unchanged(1, &before1);
@@ -915,19 +917,19 @@ START_TEST(test_create_over_x86_engine_is_refused)
     struct fake_vmm *f2 = malloc(sizeof(*f2));
     ck_assert_ptr_nonnull(f2);
     fake_init(f2);
-    struct apf_host_config c = fake_config(f2, 1, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(f2, 1, 0, &apf_host_transport_kvm_x86);
     struct apf_host *h2 = NULL;
     ck_assert_int_eq(apf_host_create(&c, &h2), 0);
-    struct apf_kvm_arm64 *fe2 = NULL;
-    ck_assert_int_eq(apf_kvm_arm64_create(h2, NULL, &fe2), APF_EINVAL);
+    struct apf_host_kvm_arm64 *fe2 = NULL;
+    ck_assert_int_eq(apf_host_kvm_arm64_create(h2, NULL, &fe2), APF_EINVAL);
     ck_assert_ptr_null(fe2);
-    struct apf_kvm_arm64_config a = {0x40400001u};
-    ck_assert_int_eq(apf_kvm_arm64_create(h2, &a, &fe2), APF_EINVAL);
+    struct apf_host_kvm_arm64_config a = {.sdei_event = 0x40400001u};
+    ck_assert_int_eq(apf_host_kvm_arm64_create(h2, &a, &fe2), APF_EINVAL);
     ck_assert_ptr_null(fe2);
-    ck_assert_int_eq(apf_kvm_arm64_create(NULL, NULL, &fe2), APF_EINVAL);
+    ck_assert_int_eq(apf_host_kvm_arm64_create(NULL, NULL, &fe2), APF_EINVAL);
     ck_assert_ptr_null(fe2);
-    ck_assert_int_eq(apf_kvm_arm64_create(g_h, NULL, NULL), APF_EINVAL);
-    apf_kvm_arm64_destroy(NULL); /* no-op */
+    ck_assert_int_eq(apf_host_kvm_arm64_create(g_h, NULL, NULL), APF_EINVAL);
+    apf_host_kvm_arm64_destroy(NULL); /* no-op */
     apf_host_destroy(h2);
     fake_fini(f2);
     free(f2);
@@ -942,8 +944,8 @@ static Suite *kvm_arm64_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_other_function_ids_are_not_mine_and_out_untouched);
     tcase_add_test(tc, test_function_id_upper_32_bits_are_ignored);
-    tcase_add_test(tc, test_features_query_bit_is_bit_2);
-    tcase_add_test(tc, test_version_is_1_0_0);
+    tcase_add_test(tc, test_features_query_bit_is_bit_24);
+    tcase_add_test(tc, test_version_is_1_1_0);
     tcase_add_test(tc, test_slots_is_default_limit_64);
     tcase_add_test(tc, test_slots_is_configured_limit);
     tcase_add_test(tc, test_sdei_is_default_event);

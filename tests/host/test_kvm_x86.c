@@ -31,7 +31,7 @@
 
 static struct fake_vmm g_f;
 static struct apf_host *g_h;
-static struct apf_kvm_x86 *g_fe;
+static struct apf_host_kvm_x86 *g_fe;
 static int g_live;
 
 /* ---- fixture ------------------------------------------------------------------------------ */
@@ -40,7 +40,7 @@ static void teardown(void)
 {
     if (!g_live)
         return;
-    apf_kvm_x86_destroy(g_fe);
+    apf_host_kvm_x86_destroy(g_fe);
     apf_host_destroy(g_h);
     fake_fini(&g_f);
     g_fe = NULL;
@@ -49,19 +49,19 @@ static void teardown(void)
 }
 
 /* (Re)creates fake, engine (ABI KVM x86, embedder completion) and frontend. */
-static void make(const struct apf_kvm_x86_config *xcfg)
+static void make(const struct apf_host_kvm_x86_config *xcfg)
 {
     teardown();
     fake_init(&g_f);
-    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, APF_HOST_ABI_KVM_X86);
+    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, &apf_host_transport_kvm_x86);
     ck_assert_int_eq(apf_host_create(&c, &g_h), 0);
-    ck_assert_int_eq(apf_kvm_x86_create(g_h, xcfg, &g_fe), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_create(g_h, xcfg, &g_fe), 0);
     g_live = 1;
 }
 
 static void make_features(uint32_t features, uint32_t no_lapic)
 {
-    struct apf_kvm_x86_config x = {0};
+    struct apf_host_kvm_x86_config x = {0};
     x.cpuid_features = features;
     x.no_lapic_in_kernel = no_lapic;
     make(&x);
@@ -76,13 +76,13 @@ static void setup(void)
 
 static int wrmsr(uint32_t vcpu, uint32_t msr, uint64_t value)
 {
-    return apf_kvm_x86_wrmsr(g_fe, vcpu, msr, value);
+    return apf_host_kvm_x86_wrmsr(g_fe, vcpu, msr, value);
 }
 
 static uint64_t rdmsr_ok(uint32_t vcpu, uint32_t msr)
 {
     uint64_t v = POISON64;
-    ck_assert_int_eq(apf_kvm_x86_rdmsr(g_fe, vcpu, msr, &v), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_rdmsr(g_fe, vcpu, msr, &v), 0);
     return v;
 }
 
@@ -146,8 +146,8 @@ static void snap_take(uint32_t vcpu, struct snap *s)
     memset(s, 0, sizeof(*s));
     s->en = POISON64;
     s->vec = POISON64;
-    s->rc_en = apf_kvm_x86_rdmsr(g_fe, vcpu, MSR_EN, &s->en);
-    s->rc_int = apf_kvm_x86_rdmsr(g_fe, vcpu, MSR_INT, &s->vec);
+    s->rc_en = apf_host_kvm_x86_rdmsr(g_fe, vcpu, MSR_EN, &s->en);
+    s->rc_int = apf_host_kvm_x86_rdmsr(g_fe, vcpu, MSR_INT, &s->vec);
     fake_engine_snap(&g_f, g_h, vcpu, &s->e);
 }
 
@@ -178,7 +178,7 @@ static void nothing_queued_at(int line, uint32_t vcpu)
 START_TEST(test_cpuid_signature_leaf_is_kvmkvmkvm)
 {
     uint32_t regs[4] = {POISON32, POISON32, POISON32, POISON32};
-    ck_assert_int_eq(apf_kvm_x86_cpuid(g_fe, 0x40000000u, regs), 1);
+    ck_assert_int_eq(apf_host_kvm_x86_cpuid(g_fe, 0x40000000u, regs), 1);
     ck_assert_uint_eq(regs[0], 0x40000001u);
     ck_assert_int_eq(memcmp(&regs[1], "KVMKVMKVM\0\0\0", 12), 0);
     ck_assert_uint_eq(regs[1], 0x4b4d564bu);
@@ -190,7 +190,7 @@ END_TEST
 START_TEST(test_cpuid_features_leaf_defaults_to_async_pf_and_async_pf_int)
 {
     uint32_t regs[4] = {POISON32, POISON32, POISON32, POISON32};
-    ck_assert_int_eq(apf_kvm_x86_cpuid(g_fe, 0x40000001u, regs), 1);
+    ck_assert_int_eq(apf_host_kvm_x86_cpuid(g_fe, 0x40000001u, regs), 1);
     ck_assert_uint_eq(regs[0], (1u << 4) | (1u << 14));
     ck_assert_uint_eq(regs[1], 0);
     ck_assert_uint_eq(regs[2], 0);
@@ -204,13 +204,13 @@ START_TEST(test_cpuid_features_leaf_returns_configured_features)
     uint32_t features = FEAT_PF | FEAT_VMEXIT | FEAT_INT | (1u << 3) | (1u << 6);
     make_features(features, 0);
     uint32_t regs[4] = {POISON32, POISON32, POISON32, POISON32};
-    ck_assert_int_eq(apf_kvm_x86_cpuid(g_fe, 0x40000001u, regs), 1);
+    ck_assert_int_eq(apf_host_kvm_x86_cpuid(g_fe, 0x40000001u, regs), 1);
     ck_assert_uint_eq(regs[0], 0x4458u);
     ck_assert_uint_eq(regs[1], 0);
     ck_assert_uint_eq(regs[2], 0);
     ck_assert_uint_eq(regs[3], 0);
     /* The signature leaf does not depend on the features. */
-    ck_assert_int_eq(apf_kvm_x86_cpuid(g_fe, 0x40000000u, regs), 1);
+    ck_assert_int_eq(apf_host_kvm_x86_cpuid(g_fe, 0x40000000u, regs), 1);
     ck_assert_uint_eq(regs[0], 0x40000001u);
     ck_assert_int_eq(memcmp(&regs[1], "KVMKVMKVM\0\0\0", 12), 0);
 }
@@ -223,7 +223,7 @@ START_TEST(test_cpuid_other_leaves_are_not_answered_and_regs_untouched)
                                       0x4fffffffu, 0x80000000u, 0xc0000000u, 0xffffffffu};
     for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
         uint32_t regs[4] = {POISON32, POISON32 + 1, POISON32 + 2, POISON32 + 3};
-        ck_assert_int_eq(apf_kvm_x86_cpuid(g_fe, leaves[i], regs), 0);
+        ck_assert_int_eq(apf_host_kvm_x86_cpuid(g_fe, leaves[i], regs), 0);
         ck_assert_uint_eq(regs[0], POISON32);
         ck_assert_uint_eq(regs[1], POISON32 + 1);
         ck_assert_uint_eq(regs[2], POISON32 + 2);
@@ -246,11 +246,11 @@ START_TEST(test_other_msrs_are_not_mine_for_wrmsr_and_rdmsr)
     struct snap before;
     snap_take(0, &before);
     for (size_t i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++) {
-        ck_assert_int_eq(wrmsr(0, msrs[i], 0), APF_KVM_X86_NOT_MINE);
-        ck_assert_int_eq(wrmsr(0, msrs[i], FAKE_AREA(0) | EN_ON), APF_KVM_X86_NOT_MINE);
-        ck_assert_int_eq(wrmsr(0, msrs[i], 1), APF_KVM_X86_NOT_MINE);
+        ck_assert_int_eq(wrmsr(0, msrs[i], 0), APF_HOST_KVM_X86_NOT_MINE);
+        ck_assert_int_eq(wrmsr(0, msrs[i], FAKE_AREA(0) | EN_ON), APF_HOST_KVM_X86_NOT_MINE);
+        ck_assert_int_eq(wrmsr(0, msrs[i], 1), APF_HOST_KVM_X86_NOT_MINE);
         uint64_t v = POISON64;
-        ck_assert_int_eq(apf_kvm_x86_rdmsr(g_fe, 0, msrs[i], &v), APF_KVM_X86_NOT_MINE);
+        ck_assert_int_eq(apf_host_kvm_x86_rdmsr(g_fe, 0, msrs[i], &v), APF_HOST_KVM_X86_NOT_MINE);
         ck_assert_uint_eq(v, POISON64);
     }
     ck_assert_unchanged(0, &before);
@@ -337,7 +337,7 @@ START_TEST(test_int_and_ack_without_async_pf_int_feature_are_unsupported)
     }
     ck_assert_int_eq(wrmsr(0, MSR_ACK, 1), APF_EOPNOTSUPP);
     uint64_t v = POISON64;
-    ck_assert_int_eq(apf_kvm_x86_rdmsr(g_fe, 0, MSR_ACK, &v), APF_EOPNOTSUPP);
+    ck_assert_int_eq(apf_host_kvm_x86_rdmsr(g_fe, 0, MSR_ACK, &v), APF_EOPNOTSUPP);
     ck_assert_uint_eq(stats(0).acks, 0);
     ck_assert_uint_eq(before.e.st.vector, 0);
     ck_assert_unchanged(0, &before);
@@ -815,7 +815,7 @@ START_TEST(test_vcpu_reset_clears_both_msrs_and_disables)
     guest_apf_on(0);
     guest_apf_on(1);
     uint32_t ta = fault_async(0, 0x10000);
-    ck_assert_int_eq(apf_kvm_x86_vcpu_reset(g_fe, 0), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_vcpu_reset(g_fe, 0), 0);
     ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
     ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0);
     ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 0);
@@ -837,7 +837,7 @@ START_TEST(test_vcpu_reset_clears_both_msrs_and_disables)
     ck_assert_uint_eq(rdmsr_ok(1, MSR_INT), VEC);
     ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 1), 1);
     /* Resetting a reset vCPU is fine. */
-    ck_assert_int_eq(apf_kvm_x86_vcpu_reset(g_fe, 0), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_vcpu_reset(g_fe, 0), 0);
 }
 END_TEST
 
@@ -845,7 +845,7 @@ END_TEST
 
 START_TEST(test_restore_applies_int_then_en_and_queues_wake_all)
 {
-    ck_assert_int_eq(apf_kvm_x86_restore(g_fe, 0, 0xec, FAKE_AREA(0) | EN_ON), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0xec, FAKE_AREA(0) | EN_ON), 0);
     ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0xec);
     ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
     ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 1);
@@ -863,7 +863,7 @@ START_TEST(test_restore_applies_int_then_en_and_queues_wake_all)
     fake_area_write(&g_f, 0, 0, 0);
     ck_assert_int_eq(wrmsr(0, MSR_ACK, 1), 0);
     uint32_t tok = fault_async(0, 0x10000);
-    ck_assert_int_eq(apf_kvm_x86_restore(g_fe, 0, 0x50, FAKE_AREA(0) | EN_ON), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0x50, FAKE_AREA(0) | EN_ON), 0);
     ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0x50);
     ck_assert_int_eq(apf_host_complete(g_h, 0, tok, 0), 0);
     ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, 0, GS_USER), 1);
@@ -875,10 +875,10 @@ START_TEST(test_restore_applies_int_then_en_and_queues_wake_all)
     ck_assert_uint_eq(fake_count(&g_f, FAKE_READY, 0), 2);
 
     /* Restoring "off" values: MSRs read back, APF off, nothing queued. */
-    ck_assert_int_eq(apf_kvm_x86_restore(g_fe, 1, 0, 0), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 1, 0, 0), 0);
     ck_assert_uint_eq(rdmsr_ok(1, MSR_INT), 0);
     ck_assert_uint_eq(rdmsr_ok(1, MSR_EN), 0);
-    ck_assert_int_eq(apf_kvm_x86_restore(g_fe, 1, 0x40, FAKE_AREA(1) | APF_EN_ENABLED), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 1, 0x40, FAKE_AREA(1) | APF_EN_ENABLED), 0);
     ck_assert_uint_eq(rdmsr_ok(1, MSR_INT), 0x40);
     ck_assert_uint_eq(rdmsr_ok(1, MSR_EN), FAKE_AREA(1) | APF_EN_ENABLED);
     ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 1), 0);
@@ -907,7 +907,7 @@ START_TEST(test_restore_with_invalid_values_changes_nothing)
     struct snap before;
     snap_take(0, &before);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(apf_kvm_x86_restore(g_fe, 0, bad[i].msr_int, bad[i].msr_en),
+        ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, bad[i].msr_int, bad[i].msr_en),
                          bad[i].err);
         ck_assert_unchanged(0, &before);
     }
@@ -917,7 +917,7 @@ START_TEST(test_restore_with_invalid_values_changes_nothing)
     uint32_t tok = fault_async(1, 0x10000);
     snap_take(1, &before);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(apf_kvm_x86_restore(g_fe, 1, bad[i].msr_int, bad[i].msr_en),
+        ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 1, bad[i].msr_int, bad[i].msr_en),
                          bad[i].err);
         ck_assert_unchanged(1, &before);
     }
@@ -948,11 +948,11 @@ START_TEST(test_unknown_vcpu_is_enodev)
             ck_assert_int_eq(wrmsr(ids[i], msrs[m], 0), APF_ENODEV);
             ck_assert_int_eq(wrmsr(ids[i], msrs[m], 1), APF_ENODEV);
             uint64_t v = POISON64;
-            ck_assert_int_eq(apf_kvm_x86_rdmsr(g_fe, ids[i], msrs[m], &v), APF_ENODEV);
+            ck_assert_int_eq(apf_host_kvm_x86_rdmsr(g_fe, ids[i], msrs[m], &v), APF_ENODEV);
             ck_assert_uint_eq(v, POISON64);
         }
-        ck_assert_int_eq(apf_kvm_x86_vcpu_reset(g_fe, ids[i]), APF_ENODEV);
-        ck_assert_int_eq(apf_kvm_x86_restore(g_fe, ids[i], VEC, FAKE_AREA(0) | EN_ON),
+        ck_assert_int_eq(apf_host_kvm_x86_vcpu_reset(g_fe, ids[i]), APF_ENODEV);
+        ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, ids[i], VEC, FAKE_AREA(0) | EN_ON),
                          APF_ENODEV);
     }
     ck_assert_unchanged(0, &before0);
@@ -967,20 +967,20 @@ START_TEST(test_create_over_arm64_engine_is_refused)
     struct fake_vmm *f2 = malloc(sizeof(*f2));
     ck_assert_ptr_nonnull(f2);
     fake_init(f2);
-    struct apf_host_config c = fake_config(f2, 1, 0, APF_HOST_ABI_ARM64);
+    struct apf_host_config c = fake_config(f2, 1, 0, &apf_host_transport_kvm_arm64);
     struct apf_host *h2 = NULL;
     ck_assert_int_eq(apf_host_create(&c, &h2), 0);
-    struct apf_kvm_x86 *fe2 = NULL;
-    ck_assert_int_eq(apf_kvm_x86_create(h2, NULL, &fe2), APF_EINVAL);
+    struct apf_host_kvm_x86 *fe2 = NULL;
+    ck_assert_int_eq(apf_host_kvm_x86_create(h2, NULL, &fe2), APF_EINVAL);
     ck_assert_ptr_null(fe2);
-    struct apf_kvm_x86_config x = {FEAT_PF | FEAT_INT, 0};
-    ck_assert_int_eq(apf_kvm_x86_create(h2, &x, &fe2), APF_EINVAL);
+    struct apf_host_kvm_x86_config x = {FEAT_PF | FEAT_INT, 0};
+    ck_assert_int_eq(apf_host_kvm_x86_create(h2, &x, &fe2), APF_EINVAL);
     ck_assert_ptr_null(fe2);
     /* NULL engine or NULL out. */
-    ck_assert_int_eq(apf_kvm_x86_create(NULL, NULL, &fe2), APF_EINVAL);
+    ck_assert_int_eq(apf_host_kvm_x86_create(NULL, NULL, &fe2), APF_EINVAL);
     ck_assert_ptr_null(fe2);
-    ck_assert_int_eq(apf_kvm_x86_create(g_h, NULL, NULL), APF_EINVAL);
-    apf_kvm_x86_destroy(NULL); /* no-op */
+    ck_assert_int_eq(apf_host_kvm_x86_create(g_h, NULL, NULL), APF_EINVAL);
+    apf_host_kvm_x86_destroy(NULL); /* no-op */
     apf_host_destroy(h2);
     fake_fini(f2);
     free(f2);

@@ -52,7 +52,7 @@ START_TEST(test_enable_bits)
     ck_assert_uint_eq(APF_EN_X86_RESERVED, 0x30);
     ck_assert_uint_eq(0x123456789ac0ull & APF_EN_ADDR_MASK, 0x123456789ac0ull);
     ck_assert_uint_eq(0x123456789affull & APF_EN_ADDR_MASK, 0x123456789ac0ull);
-    ck_assert_uint_eq(APF_ARM64_EN_VALID, 3);
+    ck_assert_uint_eq(APF_ARM64_EN_VALID, 7); /* ENABLED | SEND_ALWAYS | RING (1.1) */
 }
 END_TEST
 
@@ -67,14 +67,19 @@ END_TEST
 
 START_TEST(test_arm64_constants)
 {
-    ck_assert_uint_eq(APF_ARM64_FUNC_ID, 0x86000002u);
+    /* function 24, not the series' 2 (upstream's pKVM HYP_MEMINFO) */
+    ck_assert_uint_eq(APF_ARM64_FUNC_ID, 0x86000018u);
     ck_assert_uint_eq(APF_ARM64_FUNC_VERSION, 0);
     ck_assert_uint_eq(APF_ARM64_FUNC_SLOTS, 1);
     ck_assert_uint_eq(APF_ARM64_FUNC_SDEI, 2);
     ck_assert_uint_eq(APF_ARM64_FUNC_IRQ, 3);
     ck_assert_uint_eq(APF_ARM64_FUNC_ENABLE, 4);
     ck_assert_uint_eq(APF_ARM64_FUNC_IRQ_ACK, 5);
-    ck_assert_uint_eq(APF_ARM64_FEATURE_BIT, 2);
+    ck_assert_uint_eq(APF_ARM64_FUNC_FEATURES, 6);
+    ck_assert_uint_eq(APF_ARM64_FUNC_RING, 7);
+    ck_assert_uint_eq(APF_ARM64_FEATURE_BIT, 24);
+    ck_assert_uint_eq(APF_ARM64_EN_RING, 4);
+    ck_assert_uint_eq(APF_ARM64_EN_VALID, 7);
     ck_assert_uint_eq(APF_ARM64_SDEI_EVENT_DEFAULT, 0x40400001u);
     ck_assert_int_eq(APF_SMCCC_NOT_SUPPORTED, -1);
     ck_assert_int_eq(APF_SMCCC_NOT_REQUIRED, -2);
@@ -84,9 +89,38 @@ END_TEST
 
 START_TEST(test_protocol_version_packing)
 {
-    ck_assert_uint_eq(APF_PROTO_VERSION, 0x010000u);
+    ck_assert_uint_eq(APF_PROTO_VERSION, 0x010100u); /* 1.1.0: the ready ring */
     ck_assert_uint_eq(APF_PROTO_VERSION_PACK(1, 2, 3), 0x010203u);
     ck_assert_uint_eq(APF_PROTO_VERSION_PACK(0x1ff, 0, 0), 0xff0000u); /* one byte each */
+}
+END_TEST
+
+/* The ring's layout is wire ABI: host and guest lines apart, entries after both. */
+START_TEST(test_ring_layout)
+{
+    ck_assert_uint_eq(sizeof(struct apf_ring), 128);
+    ck_assert_uint_eq(offsetof(struct apf_ring, prod), 0);
+    ck_assert_uint_eq(offsetof(struct apf_ring, size), 4);
+    ck_assert_uint_eq(offsetof(struct apf_ring, cons), 64);
+    ck_assert_uint_eq(offsetof(struct apf_ring, event), 68);
+    ck_assert_uint_eq(offsetof(struct apf_ring, entries), 128);
+    ck_assert_uint_eq(APF_RING_ENTRIES_OFFSET + APF_RING_MAX_ENTRIES * 4, 2176);
+    ck_assert_uint_eq(APF_FEATURE_RING, 1);
+}
+END_TEST
+
+/* Notification hold-off: notify only if the event index is in (old, new], modulo 2^32. */
+START_TEST(test_ring_need_notify_window)
+{
+    ck_assert_int_eq(apf_ring_need_notify(0, 1, 1), 1);
+    ck_assert_int_eq(apf_ring_need_notify(0, 4, 1), 1);
+    ck_assert_int_eq(apf_ring_need_notify(0, 4, 4), 1);
+    ck_assert_int_eq(apf_ring_need_notify(0, 4, 5), 0); /* guest wants a later one */
+    ck_assert_int_eq(apf_ring_need_notify(4, 8, 4), 0); /* already notified for 4 */
+    ck_assert_int_eq(apf_ring_need_notify(4, 4, 4), 0); /* nothing new */
+    ck_assert_int_eq(apf_ring_need_notify(0xfffffffeu, 2, 0xffffffffu), 1); /* wraps */
+    ck_assert_int_eq(apf_ring_need_notify(0xfffffffeu, 2, 0), 1);
+    ck_assert_int_eq(apf_ring_need_notify(0xfffffffeu, 2, 3), 0);
 }
 END_TEST
 
@@ -115,6 +149,8 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_arm64_constants);
     tcase_add_test(tc, test_protocol_version_packing);
     tcase_add_test(tc, test_library_version);
+    tcase_add_test(tc, test_ring_layout);
+    tcase_add_test(tc, test_ring_need_notify_window);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -155,7 +155,7 @@ static void describe_np(char *o, uint32_t token, uint32_t flags)
 
 struct lib_side {
     struct apf_host *h;
-    struct apf_kvm_x86 *fe;
+    struct apf_host_kvm_x86 *fe;
     uint8_t *mem; /* guest-physical [0, GABI_LOW_SIZE) */
     uint32_t token_of_page[CONF_PAGES];
     int submitted;
@@ -216,16 +216,16 @@ static int lib_open(struct lib_side *l)
     l->mem = calloc(1, GABI_LOW_SIZE);
     if (l->mem == NULL)
         return APF_ENOMEM;
-    struct apf_host_config cfg = {.n_vcpus = 1, .abi = APF_HOST_ABI_KVM_X86, .ops = &ops, .ctx = l};
+    struct apf_host_config cfg = {.n_vcpus = 1, .transport = &apf_host_transport_kvm_x86, .ops = &ops, .ctx = l};
     int rc = apf_host_create(&cfg, &l->h);
     if (rc == 0)
-        rc = apf_kvm_x86_create(l->h, NULL, &l->fe);
+        rc = apf_host_kvm_x86_create(l->h, NULL, &l->fe);
     return rc;
 }
 
 static void lib_close(struct lib_side *l)
 {
-    apf_kvm_x86_destroy(l->fe);
+    apf_host_kvm_x86_destroy(l->fe);
     apf_host_destroy(l->h);
     free(l->mem);
 }
@@ -241,11 +241,11 @@ static void lib_step(struct lib_side *l, const struct step *s, char *o, char *ho
     uint32_t *area = (uint32_t *)(void *)(l->mem + CONF_AREA);
     switch (s->op) {
     case OP_WRMSR:
-        describe_wrmsr(o, apf_kvm_x86_wrmsr(l->fe, 0, s->a, s->b) == 0);
+        describe_wrmsr(o, apf_host_kvm_x86_wrmsr(l->fe, 0, s->a, s->b) == 0);
         return;
     case OP_RDMSR: {
         uint64_t v = 0;
-        int rc = apf_kvm_x86_rdmsr(l->fe, 0, s->a, &v);
+        int rc = apf_host_kvm_x86_rdmsr(l->fe, 0, s->a, &v);
         if (rc != 0)
             out(o, "error %s", apf_err_name(rc));
         else
@@ -290,7 +290,7 @@ static void lib_step(struct lib_side *l, const struct step *s, char *o, char *ho
         out(o, "slot 0");
         return;
     case OP_ACK:
-        describe_wrmsr(o, apf_kvm_x86_wrmsr(l->fe, 0, APF_KVM_MSR_ASYNC_PF_ACK, 1) == 0);
+        describe_wrmsr(o, apf_host_kvm_x86_wrmsr(l->fe, 0, APF_KVM_MSR_ASYNC_PF_ACK, 1) == 0);
         return;
     }
 }

@@ -9,12 +9,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "apf/host_kvm_arm64.h"
 #include "apf/host_kvm_x86.h"
+#include "apf/host_transport.h"
 #include "apf/loopback.h"
 
 #define LB_MAX_RAM 16
@@ -45,13 +47,14 @@ struct apf_loopback {
     struct apf_loopback_config cfg;
     struct apf_host_ops hops;
     struct apf_host *host;
-    struct apf_kvm_x86 *fe_x86;
-    struct apf_kvm_arm64 *fe_arm64;
+    struct apf_host_kvm_x86 *fe_x86;
+    struct apf_host_kvm_arm64 *fe_arm64;
     struct apf_guest_kvm_x86 gx;
     struct apf_guest_kvm_arm64 ga;
     struct apf_guest *guest;
     struct lb_ram ram[LB_MAX_RAM];
     uint32_t n_ram;
+    uint32_t n_vcpus;
     struct lb_vcpu *vcpus;
 };
 
@@ -123,21 +126,21 @@ static void lb_cpuid(void *ctx, uint32_t cpu, uint32_t leaf, uint32_t subleaf, u
     struct apf_loopback *lb = ctx;
     (void)cpu, (void)subleaf;
     regs[0] = regs[1] = regs[2] = regs[3] = 0;
-    apf_kvm_x86_cpuid(lb->fe_x86, leaf, regs);
+    apf_host_kvm_x86_cpuid(lb->fe_x86, leaf, regs);
 }
 
 static int lb_wrmsr(void *ctx, uint32_t cpu, uint32_t msr, uint64_t value)
 {
     struct apf_loopback *lb = ctx;
-    int r = apf_kvm_x86_wrmsr(lb->fe_x86, cpu, msr, value);
-    return r == APF_KVM_X86_NOT_MINE ? APF_EINVAL : r; /* an MSR nobody handles: #GP */
+    int r = apf_host_kvm_x86_wrmsr(lb->fe_x86, cpu, msr, value);
+    return r == APF_HOST_KVM_X86_NOT_MINE ? APF_EINVAL : r; /* an MSR nobody handles: #GP */
 }
 
 static int lb_rdmsr(void *ctx, uint32_t cpu, uint32_t msr, uint64_t *value)
 {
     struct apf_loopback *lb = ctx;
-    int r = apf_kvm_x86_rdmsr(lb->fe_x86, cpu, msr, value);
-    return r == APF_KVM_X86_NOT_MINE ? APF_EINVAL : r;
+    int r = apf_host_kvm_x86_rdmsr(lb->fe_x86, cpu, msr, value);
+    return r == APF_HOST_KVM_X86_NOT_MINE ? APF_EINVAL : r;
 }
 
 static const struct apf_x86_arch_ops lb_x86_arch = {lb_cpuid, lb_wrmsr, lb_rdmsr};
@@ -147,10 +150,10 @@ static void lb_smccc(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out
     struct apf_loopback *lb = ctx;
     out[1] = out[2] = out[3] = 0;
     if ((uint32_t)in[0] == APF_ARM64_FEATURES_FUNC_ID) {
-        out[0] = apf_kvm_arm64_features(); /* the VMM answers the features query */
+        out[0] = apf_host_kvm_arm64_features(); /* the VMM answers the features query */
         return;
     }
-    if (apf_kvm_arm64_hvc(lb->fe_arm64, cpu, in, out) != 0)
+    if (apf_host_kvm_arm64_hvc(lb->fe_arm64, cpu, in, out) != 0)
         out[0] = (uint64_t)(int64_t)APF_SMCCC_NOT_SUPPORTED;
 }
 
@@ -158,28 +161,48 @@ static const struct apf_arm64_arch_ops lb_arm64_arch = {lb_smccc};
 
 /* ---- create / destroy ---------------------------------------------------------------------------- */
 
+static bool lb_is_x86(const struct apf_loopback *lb)
+{
+    return lb->cfg.host.transport == &apf_host_transport_kvm_x86;
+}
+
 int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopback **out)
 {
-    if (cfg == NULL || out == NULL || cfg->n_vcpus == 0 || cfg->n_vcpus > APF_HOST_MAX_VCPUS)
+    if (cfg == NULL || out == NULL)
         return APF_EINVAL;
-    if (cfg->abi != APF_HOST_ABI_KVM_X86 && cfg->abi != APF_HOST_ABI_ARM64)
+    const struct apf_host_config *hcfg = &cfg->host;
+    if (hcfg->transport != &apf_host_transport_kvm_x86 &&
+        hcfg->transport != &apf_host_transport_kvm_arm64)
         return APF_EINVAL;
-    if (cfg->n_workers ? cfg->resolve == NULL : cfg->submit == NULL)
+    if (hcfg->ops != NULL || hcfg->ctx != NULL)
+        return APF_EINVAL; /* the loopback's own */
+    if (hcfg->n_workers ? cfg->resolve == NULL : cfg->submit == NULL)
         return APF_EINVAL;
+    for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
+        if (cfg->reserved[i])
+            return APF_EINVAL;
     uint32_t ppi = cfg->ppi ? cfg->ppi : LB_DEFAULT_PPI;
-    if (cfg->abi == APF_HOST_ABI_ARM64 && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
+    bool x86 = hcfg->transport == &apf_host_transport_kvm_x86;
+    if (!x86 && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
+        return APF_EINVAL;
+    uint32_t ring = cfg->ring_entries;
+    if (ring && (x86 || ring < APF_RING_MIN_ENTRIES || ring > APF_RING_MAX_ENTRIES ||
+                 (ring & (ring - 1))))
+        return APF_EINVAL;
+    if (hcfg->n_vcpus == 0 || hcfg->n_vcpus > APF_HOST_MAX_VCPUS)
         return APF_EINVAL;
 
     struct apf_loopback *lb = calloc(1, sizeof(*lb));
     if (lb == NULL)
         return APF_ENOMEM;
     lb->cfg = *cfg;
-    lb->vcpus = calloc(cfg->n_vcpus, sizeof(*lb->vcpus));
+    lb->n_vcpus = hcfg->n_vcpus;
+    lb->vcpus = calloc(lb->n_vcpus, sizeof(*lb->vcpus));
     if (lb->vcpus == NULL) {
         free(lb);
         return APF_ENOMEM;
     }
-    for (uint32_t i = 0; i < cfg->n_vcpus; i++) {
+    for (uint32_t i = 0; i < lb->n_vcpus; i++) {
         pthread_mutex_init(&lb->vcpus[i].lock, NULL);
         pthread_cond_init(&lb->vcpus[i].cv, NULL);
     }
@@ -192,28 +215,20 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
         .read_guest = lb_read,
         .write_guest = lb_write,
     };
-    struct apf_host_config hc = {
-        .n_vcpus = cfg->n_vcpus,
-        .max_outstanding = cfg->max_outstanding,
-        .n_workers = cfg->n_workers,
-        .abi = cfg->abi,
-        .fallback = cfg->fallback,
-        .worker_spin_ns = cfg->worker_spin_ns,
-        .ops = &lb->hops,
-        .ctx = lb,
-        .trace = cfg->trace,
-        .trace_ctx = cfg->trace_ctx,
-    };
+    struct apf_host_config hc = *hcfg;
+    hc.ops = &lb->hops;
+    hc.ctx = lb;
     int err = apf_host_create(&hc, &lb->host);
     if (err == 0) {
-        if (cfg->abi == APF_HOST_ABI_KVM_X86) {
-            err = apf_kvm_x86_create(lb->host, NULL, &lb->fe_x86);
+        if (x86) {
+            err = apf_host_kvm_x86_create(lb->host, NULL, &lb->fe_x86);
             apf_guest_kvm_x86_init(&lb->gx, &lb_x86_arch, lb);
         } else {
-            err = apf_kvm_arm64_create(lb->host, NULL, &lb->fe_arm64);
-            for (uint32_t i = 0; err == 0 && i < cfg->n_vcpus; i++)
-                err = apf_kvm_arm64_set_irq(lb->fe_arm64, i, ppi);
+            err = apf_host_kvm_arm64_create(lb->host, NULL, &lb->fe_arm64);
+            for (uint32_t i = 0; err == 0 && i < lb->n_vcpus; i++)
+                err = apf_host_kvm_arm64_set_irq(lb->fe_arm64, i, ppi);
             apf_guest_kvm_arm64_init(&lb->ga, &lb_arm64_arch, lb);
+            lb->ga.ring_entries = ring;
         }
     }
     if (err) {
@@ -228,10 +243,10 @@ void apf_loopback_destroy(struct apf_loopback *lb)
 {
     if (lb == NULL)
         return;
-    apf_kvm_x86_destroy(lb->fe_x86);
-    apf_kvm_arm64_destroy(lb->fe_arm64);
+    apf_host_kvm_x86_destroy(lb->fe_x86);
+    apf_host_kvm_arm64_destroy(lb->fe_arm64);
     apf_host_destroy(lb->host);
-    for (uint32_t i = 0; i < lb->cfg.n_vcpus; i++) {
+    for (uint32_t i = 0; i < lb->n_vcpus; i++) {
         pthread_mutex_destroy(&lb->vcpus[i].lock);
         pthread_cond_destroy(&lb->vcpus[i].cv);
     }
@@ -257,7 +272,7 @@ int apf_loopback_add_ram(struct apf_loopback *lb, void *base, size_t size)
 void apf_loopback_guest_backend(struct apf_loopback *lb, const struct apf_guest_backend_ops **ops,
                                 void **ctx)
 {
-    if (lb->cfg.abi == APF_HOST_ABI_KVM_X86) {
+    if (lb_is_x86(lb)) {
         *ops = &apf_guest_backend_kvm_x86;
         *ctx = &lb->gx;
     } else {
@@ -288,8 +303,11 @@ static int lb_entry(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state
     int r = apf_host_vcpu_before_entry(lb->host, vcpu, guest_state);
     if (r <= 0)
         return r;
-    if (!v->irq_pending)
-        return APF_EPROTO; /* the engine said it raised "page ready" but did not */
+    if (!v->irq_pending) {
+        /* Posted without a notification: only a ring holds one off (the guest is still
+         * draining and will find the entries); a slot always raises its vector. */
+        return apf_host_chan_get(lb->host, vcpu)->needs_ack ? APF_EPROTO : 0;
+    }
     v->irq_pending = 0;
     if (lb->guest)
         apf_guest_on_interrupt(lb->guest, vcpu);
@@ -298,7 +316,7 @@ static int lb_entry(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state
 
 int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
 {
-    if (vcpu >= lb->cfg.n_vcpus)
+    if (vcpu >= lb->n_vcpus)
         return APF_EINVAL;
     int n = 0, r;
     while ((r = lb_entry(lb, vcpu, guest_state)) == 1)
@@ -308,7 +326,7 @@ int apf_loopback_deliver(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_
 
 int apf_loopback_pending(struct apf_loopback *lb, uint32_t vcpu)
 {
-    if (vcpu >= lb->cfg.n_vcpus)
+    if (vcpu >= lb->n_vcpus)
         return 0;
     _Atomic int *p = &lb->vcpus[vcpu].pending;
     /* a plain load first: the common answer is "no", and it costs no locked instruction */
@@ -319,7 +337,7 @@ int apf_loopback_pending(struct apf_loopback *lb, uint32_t vcpu)
 
 int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uint32_t guest_state)
 {
-    if (vcpu >= lb->cfg.n_vcpus)
+    if (vcpu >= lb->n_vcpus)
         return APF_EINVAL;
     struct lb_vcpu *v = &lb->vcpus[vcpu];
     v->np_pending = 0;
@@ -329,7 +347,7 @@ int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uin
             return APF_EPROTO;
         v->np_pending = 0;
         /* The injected exception, taken at the faulting instruction. */
-        uint32_t hint = lb->cfg.abi == APF_HOST_ABI_KVM_X86 ? v->np_token : 0;
+        uint32_t hint = lb_is_x86(lb) ? v->np_token : 0;
         if (lb->guest && apf_guest_on_exception(lb->guest, vcpu, hint) != 1)
             return APF_EPROTO; /* the guest did not recognise its "not present" */
     } else if (r == APF_FAULT_HALT) {
@@ -344,6 +362,8 @@ int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uin
 
 int apf_loopback_idle(struct apf_loopback *lb, uint32_t vcpu, uint64_t timeout_ns)
 {
+    if (vcpu >= lb->n_vcpus)
+        return 0;
     struct lb_vcpu *v = &lb->vcpus[vcpu];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -363,7 +383,7 @@ int apf_loopback_idle(struct apf_loopback *lb, uint32_t vcpu, uint64_t timeout_n
 
 void apf_loopback_kick(struct apf_loopback *lb, uint32_t vcpu)
 {
-    if (vcpu >= lb->cfg.n_vcpus)
+    if (vcpu >= lb->n_vcpus)
         return;
     struct lb_vcpu *v = &lb->vcpus[vcpu];
     atomic_store_explicit(&v->pending, 1, memory_order_seq_cst);
