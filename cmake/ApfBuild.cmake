@@ -80,6 +80,13 @@ function(apf_add_library part)
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     PRIVATE ${PROJECT_SOURCE_DIR}/src)
   apf_target_warnings(${objs})
+  # Calls between the library's own exported functions (a transport calling
+  # apf_host_chan_read, say) go direct instead of through the PLT: nobody may interpose them.
+  include(CheckCCompilerFlag)
+  check_c_compiler_flag(-fno-semantic-interposition APF_HAVE_NO_SEM_INTERPOSITION)
+  if(APF_HAVE_NO_SEM_INTERPOSITION)
+    target_compile_options(${objs} PRIVATE -fno-semantic-interposition)
+  endif()
   if(A_FREESTANDING AND APF_FREESTANDING)
     target_compile_options(${objs} PRIVATE ${APF_FREESTANDING_FLAGS})
   endif()

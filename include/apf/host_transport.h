@@ -69,6 +69,11 @@ struct apf_host_chan {
      *  0: the engine asks for room at every delivery point. Set by
      *  apf_host_transport_ops::enabled (default: #APF_HOST_TRANSPORT_NEEDS_ACK in caps). */
     uint32_t needs_ack;
+    /** The embedder's bounds-checked guest-memory accessors (apf_host_ops::read_guest and
+     *  ::write_guest) and their context: use apf_host_chan_read() / apf_host_chan_write(). */
+    int (*read_guest)(void *ctx, uint64_t gpa, void *buf, uint32_t len);
+    int (*write_guest)(void *ctx, uint64_t gpa, const void *buf, uint32_t len); /**< See above. */
+    void *guest_ctx; /**< See above. */
     /** The transport's per-vCPU block: apf_host_transport_ops::priv_size bytes, 64-byte
      *  aligned, zeroed at create and before apf_host_transport_ops::enabled. */
     void *priv;
@@ -156,8 +161,11 @@ APF_API const struct apf_host_transport_ops *apf_host_transport(const struct apf
  * @param len Bytes.
  * @return 0 or APF_EFAULT.
  */
-APF_API int apf_host_chan_read(const struct apf_host_chan *c, uint64_t gpa, void *buf,
-                               uint32_t len);
+static inline int apf_host_chan_read(const struct apf_host_chan *c, uint64_t gpa, void *buf,
+                                     uint32_t len)
+{
+    return c->read_guest(c->guest_ctx, gpa, buf, len) == 0 ? 0 : APF_EFAULT;
+}
 
 /**
  * @brief Write guest memory through the embedder's bounds-checked accessor.
@@ -167,8 +175,11 @@ APF_API int apf_host_chan_read(const struct apf_host_chan *c, uint64_t gpa, void
  * @param len Bytes.
  * @return 0 or APF_EFAULT.
  */
-APF_API int apf_host_chan_write(const struct apf_host_chan *c, uint64_t gpa, const void *buf,
-                                uint32_t len);
+static inline int apf_host_chan_write(const struct apf_host_chan *c, uint64_t gpa,
+                                      const void *buf, uint32_t len)
+{
+    return c->write_guest(c->guest_ctx, gpa, buf, len) == 0 ? 0 : APF_EFAULT;
+}
 
 /**
  * @brief The guest released @p n in-flight "page ready"s without an ACK call (a ring's

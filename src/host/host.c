@@ -202,6 +202,9 @@ int apf__host_create(const struct apf_host_config *cfg, const struct apf_allocat
         v->chan.vcpu = i;
         v->chan.window = h->tp.window;
         v->chan.needs_ack = (h->tp.caps & APF_HOST_TRANSPORT_NEEDS_ACK) != 0;
+        v->chan.read_guest = h->ops.read_guest;
+        v->chan.write_guest = h->ops.write_guest;
+        v->chan.guest_ctx = h->cfg.ctx;
         v->chan.priv = h->tp.priv_size ? base + l.priv_off : NULL;
         v->slots = (struct apf__slot *)(void *)(base + l.slots_off);
         for (uint32_t s = 0; s < h->limit; s++)
@@ -309,19 +312,6 @@ const struct apf_host_transport_ops *apf_host_transport(const struct apf_host *h
     if (tctx)
         *tctx = h->tctx;
     return h->cfg.transport;
-}
-
-int apf_host_chan_read(const struct apf_host_chan *c, uint64_t gpa, void *buf, uint32_t len)
-{
-    const struct apf_host *h = c->host;
-    return h->ops.read_guest(h->cfg.ctx, gpa, buf, len) == 0 ? 0 : APF_EFAULT;
-}
-
-int apf_host_chan_write(const struct apf_host_chan *c, uint64_t gpa, const void *buf,
-                        uint32_t len)
-{
-    const struct apf_host *h = c->host;
-    return h->ops.write_guest(h->cfg.ctx, gpa, buf, len) == 0 ? 0 : APF_EFAULT;
 }
 
 void apf_host_chan_released(struct apf_host_chan *c, uint32_t n)

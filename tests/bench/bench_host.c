@@ -125,7 +125,7 @@ static int die(const char *what)
 }
 
 /* One run: `rounds` batches of `depth` APFs on every vCPU. Returns ns per APF. */
-static double run_engine(struct env *e, struct apf_host *h, uint32_t n_vcpus, uint32_t depth,
+__attribute__((noinline)) static double run_engine(struct env *e, struct apf_host *h, uint32_t n_vcpus, uint32_t depth,
                          uint32_t rounds)
 {
     uint64_t page = 0;
@@ -182,8 +182,34 @@ static double run_pool(struct env *e, struct apf_host *h, uint32_t n_vcpus, uint
     return (t1 - t0) / ((double)rounds * n_vcpus * depth);
 }
 
+/* --ir: exactly IR_APFS APFs (1 vCPU, depth 1) in one run_engine() call, for an instruction
+ * count per APF under callgrind (docs/benchmarks.md has the command). */
+#define IR_APFS 100000u
+
+static int ir_main(void)
+{
+    struct env e = {0};
+    e.mem_size = 4096;
+    e.mem = calloc(1, e.mem_size);
+    e.last_token = calloc(1, sizeof(uint32_t));
+    e.submitted = calloc(64, sizeof(uint32_t));
+    struct apf_host_ops ops;
+    struct apf_host *h = make_host(&e, &ops, 1, 0);
+    if (!h)
+        die("create failed");
+    run_engine(&e, h, 1, 1, IR_APFS);
+    printf("apf-bench host --ir: %u APFs in run_engine (1 vCPU, depth 1)\n", IR_APFS);
+    apf_host_destroy(h);
+    free(e.mem);
+    free(e.last_token);
+    free(e.submitted);
+    return 0;
+}
+
 int bench_host_main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--ir") == 0)
+        return ir_main();
     struct bench_opts o;
     if (bench_parse(argc, argv, &o) != 0)
         return 2;
