@@ -55,7 +55,8 @@ struct apf_guest_backend_info {
     uint32_t features;
 };
 
-/** @brief What a channel op found (apf_guest_backend_ops::take_not_present, ::ready_peek). */
+/** @brief What a channel op found (apf_guest_backend_ops::take_not_present and
+ *  apf_guest_backend_ops::ready_peek). */
 struct apf_guest_chan_event {
     uint32_t token; /**< The token (host-written: the runtime checks it). */
     uint32_t value; /**< For a bad host value: the offending value (for the log); else 0. */

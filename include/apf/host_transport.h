@@ -70,7 +70,8 @@ struct apf_host_chan {
      *  apf_host_transport_ops::enabled (default: #APF_HOST_TRANSPORT_NEEDS_ACK in caps). */
     uint32_t needs_ack;
     /** The embedder's bounds-checked guest-memory accessors (apf_host_ops::read_guest and
-     *  ::write_guest) and their context: use apf_host_chan_read() / apf_host_chan_write(). */
+     *  apf_host_ops::write_guest) and their context: use apf_host_chan_read() and
+     *  apf_host_chan_write(). */
     int (*read_guest)(void *ctx, uint64_t gpa, void *buf, uint32_t len);
     int (*write_guest)(void *ctx, uint64_t gpa, const void *buf, uint32_t len); /**< See above. */
     void *guest_ctx; /**< See above. */
