@@ -92,7 +92,7 @@ uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token);
 /* Wake every waiter of `cpu` and free its placeholders: returns waiters woken. */
 uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu);
 
-/* runtime.c */
+/* diag.c (a leaf: runtime.c and sleep_table.c call it) */
 void apf__glog(const struct apf_guest *g, int level, const char *what, uint32_t cpu,
                uint64_t value);
 void apf__gtrace(const struct apf_guest *g, uint32_t kind, uint32_t cpu, uint32_t token,
