@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    apt-get update -qq || echo "bootstrap: apt-get update failed; using the package lists at hand" >&2
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   else
     echo "bootstrap: missing ${missing[*]}; install them first, e.g.:" >&2
