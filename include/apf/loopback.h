@@ -47,10 +47,15 @@ struct apf_loopback_config {
      * @ref resolve / @ref submit below.
      */
     struct apf_host_config host;
-    uint32_t ppi; /**< arm64: PPI of "page ready" (16..31); 0 = 20. */
+    /** arm64: PPI of "page ready" (16..31); apf-mmio: its IRQ (1..1023); 0 = 20. */
+    uint32_t ppi;
     /** arm64: ready ring entries the guest backend asks for (a power of two, 2..512;
-     *  0 = the one-slot area with IRQ_ACK). */
+     *  0 = the one-slot area with IRQ_ACK). apf-mmio: ring entries (0 = 256). */
     uint32_t ring_entries;
+    /** apf-mmio only: how "not present" is delivered, an APF_MMIO_NP_* value
+     *  (apf/proto_mmio.h); 0 = #APF_MMIO_NP_X86_PF. The loopback takes the exception at
+     *  the faulting access in every kind; only what it carries differs (CR2 or nothing). */
+    uint32_t mmio_np_kind;
     /** Make a page present (worker thread; see apf_host_ops::resolve). */
     int (*resolve)(void *ctx, uint32_t vcpu, uint64_t gpa);
     /** Start making a page present (see apf_host_ops::submit). */

@@ -16,6 +16,8 @@
 
 #include "apf/host_kvm_arm64.h"
 #include "apf/host_kvm_x86.h"
+#include "apf/host_mmio.h"
+#include "apf/guest_mmio.h"
 #include "apf/host_transport.h"
 #include "apf/loopback.h"
 
@@ -49,6 +51,8 @@ struct apf_loopback {
     struct apf_host *host;
     struct apf_host_kvm_x86 *fe_x86;
     struct apf_host_kvm_arm64 *fe_arm64;
+    struct apf_host_mmio *fe_mmio;
+    struct apf_guest_mmio gm;
     struct apf_guest_kvm_x86 gx;
     struct apf_guest_kvm_arm64 ga;
     struct apf_guest *guest;
@@ -159,6 +163,24 @@ static void lb_smccc(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out
 
 static const struct apf_arm64_arch_ops lb_arm64_arch = {lb_smccc};
 
+/* apf-mmio: the guest's loads and stores to the window, routed with the accessing vCPU. */
+static uint32_t lb_mmio_read32(void *ctx, uint32_t cpu, uint32_t offset)
+{
+    struct apf_loopback *lb = ctx;
+    uint32_t v = 0;
+    if (apf_host_mmio_access(lb->fe_mmio, cpu, offset, 4, 0, &v) != 0)
+        v = 0;
+    return v;
+}
+
+static void lb_mmio_write32(void *ctx, uint32_t cpu, uint32_t offset, uint32_t value)
+{
+    struct apf_loopback *lb = ctx;
+    apf_host_mmio_access(lb->fe_mmio, cpu, offset, 4, 1, &value);
+}
+
+static const struct apf_mmio_io_ops lb_mmio_io = {lb_mmio_read32, lb_mmio_write32};
+
 /* ---- create / destroy ---------------------------------------------------------------------------- */
 
 static bool lb_is_x86(const struct apf_loopback *lb)
@@ -166,13 +188,33 @@ static bool lb_is_x86(const struct apf_loopback *lb)
     return lb->cfg.host.transport == &apf_host_transport_kvm_x86;
 }
 
+static bool lb_is_mmio(const struct apf_loopback *lb)
+{
+    return lb->cfg.host.transport == &apf_host_transport_mmio;
+}
+
+/* What the "not present" exception carries: CR2 = token on x86 (KVM, apf-mmio x86 kind);
+ * nothing on the arm64 SDEI event and the arm64 / riscv64 synchronous aborts of apf-mmio
+ * (the guest reads the token from its area). */
+static uint32_t lb_np_hint(const struct apf_loopback *lb, uint32_t token)
+{
+    if (lb_is_x86(lb))
+        return token;
+    if (lb_is_mmio(lb))
+        return lb->gm.np_kind == APF_MMIO_NP_X86_PF ? token : 0;
+    return 0;
+}
+
 int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopback **out)
 {
     if (cfg == NULL || out == NULL)
         return APF_EINVAL;
     const struct apf_host_config *hcfg = &cfg->host;
+    bool mmio = hcfg->transport == &apf_host_transport_mmio;
     if (hcfg->transport != &apf_host_transport_kvm_x86 &&
-        hcfg->transport != &apf_host_transport_kvm_arm64)
+        hcfg->transport != &apf_host_transport_kvm_arm64 && !mmio)
+        return APF_EINVAL;
+    if (cfg->mmio_np_kind > APF_MMIO_NP_RISCV_ACCESS_FAULT || (cfg->mmio_np_kind && !mmio))
         return APF_EINVAL;
     if (hcfg->ops != NULL || hcfg->ctx != NULL)
         return APF_EINVAL; /* the loopback's own */
@@ -183,7 +225,7 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
             return APF_EINVAL;
     uint32_t ppi = cfg->ppi ? cfg->ppi : LB_DEFAULT_PPI;
     bool x86 = hcfg->transport == &apf_host_transport_kvm_x86;
-    if (!x86 && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
+    if (!x86 && !mmio && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
         return APF_EINVAL;
     uint32_t ring = cfg->ring_entries;
     if (ring && (x86 || ring < APF_RING_MIN_ENTRIES || ring > APF_RING_MAX_ENTRIES ||
@@ -223,6 +265,15 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
         if (x86) {
             err = apf_host_kvm_x86_create(lb->host, NULL, &lb->fe_x86);
             apf_guest_kvm_x86_init(&lb->gx, &lb_x86_arch, lb);
+        } else if (mmio) {
+            struct apf_host_mmio_config mc = {
+                .irq = ppi,
+                .np_kind = cfg->mmio_np_kind ? cfg->mmio_np_kind : APF_MMIO_NP_X86_PF};
+            err = apf_host_mmio_create(lb->host, &mc, &lb->fe_mmio);
+            apf_guest_mmio_init(&lb->gm, &lb_mmio_io, lb);
+            if (ring)
+                lb->gm.ring_entries = ring;
+            lb->gm.np_kind = mc.np_kind; /* probe reads it again from the window */
         } else {
             err = apf_host_kvm_arm64_create(lb->host, NULL, &lb->fe_arm64);
             for (uint32_t i = 0; err == 0 && i < lb->n_vcpus; i++)
@@ -245,6 +296,7 @@ void apf_loopback_destroy(struct apf_loopback *lb)
         return;
     apf_host_kvm_x86_destroy(lb->fe_x86);
     apf_host_kvm_arm64_destroy(lb->fe_arm64);
+    apf_host_mmio_destroy(lb->fe_mmio);
     apf_host_destroy(lb->host);
     for (uint32_t i = 0; i < lb->n_vcpus; i++) {
         pthread_mutex_destroy(&lb->vcpus[i].lock);
@@ -275,6 +327,9 @@ void apf_loopback_guest_backend(struct apf_loopback *lb, const struct apf_guest_
     if (lb_is_x86(lb)) {
         *ops = &apf_guest_backend_kvm_x86;
         *ctx = &lb->gx;
+    } else if (lb_is_mmio(lb)) {
+        *ops = &apf_guest_backend_mmio;
+        *ctx = &lb->gm;
     } else {
         *ops = &apf_guest_backend_kvm_arm64;
         *ctx = &lb->ga;
@@ -347,7 +402,7 @@ int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uin
             return APF_EPROTO;
         v->np_pending = 0;
         /* The injected exception, taken at the faulting instruction. */
-        uint32_t hint = lb_is_x86(lb) ? v->np_token : 0;
+        uint32_t hint = lb_np_hint(lb, v->np_token);
         if (lb->guest && apf_guest_on_exception(lb->guest, vcpu, hint) != 1)
             return APF_EPROTO; /* the guest did not recognise its "not present" */
     } else if (r == APF_FAULT_HALT) {

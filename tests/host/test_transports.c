@@ -6,6 +6,7 @@
  *   kvm-x86         one slot + ACK MSR
  *   kvm-arm64       one slot + IRQ_ACK
  *   kvm-arm64+ring  the ready ring (protocol 1.1): batches, hold-off, no ACK call
+ *   apf-mmio        register window, the ready ring, #PF with CR2 = token (x86 kind)
  * Cases: enable (wake-all first), not present, ready, the throttle (ACK or consumer index),
  * bursts of 1, 8 and 64 completions, wake-all drops older tokens, disable with work in
  * flight, bad input from the guest, migration to another engine.
@@ -15,6 +16,7 @@
 
 #include "apf/host_kvm_arm64.h"
 #include "apf/host_kvm_x86.h"
+#include "apf/host_mmio.h"
 #include "apf_check.h"
 #include "fake_vmm.h"
 
@@ -23,8 +25,9 @@
 #define PPI 20u
 #define VEC 0xecu
 
-enum kind { T_X86, T_ARM64, T_RING, T_COUNT };
-static const char *const kind_name[T_COUNT] = {"kvm-x86", "kvm-arm64", "kvm-arm64+ring"};
+enum kind { T_X86, T_ARM64, T_RING, T_MMIO, T_COUNT };
+static const char *const kind_name[T_COUNT] = {"kvm-x86", "kvm-arm64", "kvm-arm64+ring",
+                                               "apf-mmio"};
 
 struct fx {
     enum kind kind;
@@ -32,6 +35,7 @@ struct fx {
     struct apf_host *h;
     struct apf_host_kvm_x86 *x86;
     struct apf_host_kvm_arm64 *arm;
+    struct apf_host_mmio *mmio;
     uint32_t cons; /* ring: the guest's consumer index */
     uint64_t ack_calls;
 };
@@ -43,20 +47,64 @@ static uint64_t arm_call(struct fx *x, uint32_t vcpu, uint32_t sub, uint64_t val
     return out[0];
 }
 
+/* Ring transports: "page ready" through struct apf_ring at RING_GPA, no ACK call. */
+static int is_ring(const struct fx *x)
+{
+    return x->kind == T_RING || x->kind == T_MMIO;
+}
+
+static uint32_t mmio_rd(struct fx *x, uint32_t vcpu, uint32_t off)
+{
+    uint32_t v = 0xdeadbeefu;
+    ck_assert_int_eq(apf_host_mmio_access(x->mmio, vcpu, off, 4, 0, &v), 0);
+    return v;
+}
+
+static void mmio_wr(struct fx *x, uint32_t vcpu, uint32_t off, uint32_t v)
+{
+    ck_assert_int_eq(apf_host_mmio_access(x->mmio, vcpu, off, 4, 1, &v), 0);
+}
+
+/* Stage area and ring, commit; returns STATUS. */
+static uint32_t mmio_commit(struct fx *x, uint32_t vcpu, uint64_t area, uint64_t ring,
+                            uint32_t control)
+{
+    mmio_wr(x, vcpu, APF_MMIO_REG_AREA_LO, (uint32_t)area);
+    mmio_wr(x, vcpu, APF_MMIO_REG_AREA_HI, (uint32_t)(area >> 32));
+    mmio_wr(x, vcpu, APF_MMIO_REG_RING_LO, (uint32_t)ring);
+    mmio_wr(x, vcpu, APF_MMIO_REG_RING_HI, (uint32_t)(ring >> 32));
+    mmio_wr(x, vcpu, APF_MMIO_REG_CONTROL, control);
+    return mmio_rd(x, vcpu, APF_MMIO_REG_STATUS);
+}
+
+static const struct apf_host_transport_ops *transport_of(enum kind kind)
+{
+    switch (kind) {
+    case T_X86:
+        return &apf_host_transport_kvm_x86;
+    case T_MMIO:
+        return &apf_host_transport_mmio;
+    default:
+        return &apf_host_transport_kvm_arm64;
+    }
+}
+
 static void mk(struct fx *x, enum kind kind, struct fake_vmm *f)
 {
     memset(x, 0, sizeof(*x));
     x->kind = kind;
     x->f = f;
-    struct apf_host_config c =
-        fake_config(f, 2, 0, kind == T_X86 ? &apf_host_transport_kvm_x86
-                                           : &apf_host_transport_kvm_arm64);
+    struct apf_host_config c = fake_config(f, 2, 0, transport_of(kind));
     c.max_outstanding = 128;
     ck_assert_int_eq(apf_host_create(&c, &x->h), 0);
-    if (kind == T_X86)
+    if (kind == T_X86) {
         ck_assert_int_eq(apf_host_kvm_x86_create(x->h, NULL, &x->x86), 0);
-    else
+    } else if (kind == T_MMIO) {
+        struct apf_host_mmio_config mc = {.irq = PPI, .np_kind = APF_MMIO_NP_X86_PF};
+        ck_assert_int_eq(apf_host_mmio_create(x->h, &mc, &x->mmio), 0);
+    } else {
         ck_assert_int_eq(apf_host_kvm_arm64_create(x->h, NULL, &x->arm), 0);
+    }
 }
 
 /* The guest turns APF on for vCPU 0 through the transport's control plane. */
@@ -83,7 +131,33 @@ static void guest_on(struct fx *x)
                           0);
         x->cons = 0;
         break;
+    case T_MMIO:
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_MAGIC), APF_MMIO_MAGIC);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_FEATURES), APF_FEATURE_RING);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_IRQ), PPI);
+        ck_assert_uint_eq(mmio_commit(x, 0, FAKE_AREA(0), RING_GPA | 6u, APF_EN_ENABLED),
+                          APF_MMIO_STATUS_OK);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED);
+        x->cons = 0;
+        break;
     default:
+        break;
+    }
+}
+
+/* The guest turns APF off for vCPU 0. */
+static void guest_off(struct fx *x)
+{
+    switch (x->kind) {
+    case T_X86:
+        ck_assert_int_eq(apf_host_kvm_x86_wrmsr(x->x86, 0, APF_KVM_MSR_ASYNC_PF_EN, 0), 0);
+        break;
+    case T_MMIO:
+        mmio_wr(x, 0, APF_MMIO_REG_CONTROL, 0);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_STATUS), APF_MMIO_STATUS_OK);
+        break;
+    default:
+        ck_assert_uint_eq(arm_call(x, 0, APF_ARM64_FUNC_ENABLE, 0), 0);
         break;
     }
 }
@@ -92,6 +166,7 @@ static void fini(struct fx *x)
 {
     apf_host_kvm_x86_destroy(x->x86);
     apf_host_kvm_arm64_destroy(x->arm);
+    apf_host_mmio_destroy(x->mmio);
     apf_host_destroy(x->h);
 }
 
@@ -112,7 +187,7 @@ static void wr32(struct fx *x, uint64_t gpa, uint32_t v)
 static uint32_t guest_take(struct fx *x, uint32_t *tokens, uint32_t max)
 {
     uint32_t n = 0;
-    if (x->kind == T_RING) {
+    if (is_ring(x)) {
         uint32_t prod = rd32(x, RING_GPA + APF_RING_PROD_OFFSET);
         ck_assert_uint_le(prod - x->cons, RING_N); /* the host never overruns */
         while (x->cons != prod && n < max) {
@@ -249,7 +324,7 @@ START_TEST(test_throttle_ack_or_consumer_index)
     ck_assert_int_eq(apf_host_complete(x.h, 0, a, 0), 0);
     ck_assert_int_eq(apf_host_complete(x.h, 0, b, 0), 0);
     int r = apf_host_vcpu_before_entry(x.h, 0, GS_USER);
-    if (x.kind == T_RING) {
+    if (is_ring(&x)) {
         ck_assert_int_eq(r, 2); /* both in one batch */
         ck_assert_int_eq(apf_host_vcpu_before_entry(x.h, 0, GS_USER), 0);
     } else {
@@ -264,7 +339,7 @@ START_TEST(test_throttle_ack_or_consumer_index)
     ck_assert_uint_eq(got[1], b);
     struct apf_host_vcpu_stats s = st(&x);
     ck_assert_uint_eq(s.acks_spurious, 0);
-    ck_assert_uint_eq(x.ack_calls, x.kind == T_RING ? 0 : 3); /* incl. the wake-all's */
+    ck_assert_uint_eq(x.ack_calls, is_ring(&x) ? 0 : 3); /* incl. the wake-all's */
     done_fx(&x, f);
     free(f);
 }
@@ -289,7 +364,7 @@ static void burst(int i, uint32_t n)
         ck_assert_uint_eq(got[k], tok[n - 1 - k]);
     struct apf_host_vcpu_stats s = st(&x);
     ck_assert_uint_eq(s.ready_delivered - s0.ready_delivered, n);
-    if (x.kind == T_RING) {
+    if (is_ring(&x)) {
         ck_assert_uint_eq(s.notifications - s0.notifications, 1);
         ck_assert_uint_eq(x.ack_calls - acks0, 0);
     } else {
@@ -329,8 +404,8 @@ START_TEST(test_wake_all_is_not_followed_by_older_tokens)
     ready_fx(&x, f, _i);
     uint32_t a = fault(&x, 0x40000);
     ck_assert_int_eq(apf_host_complete(x.h, 0, a, 0), 0);
-    if (x.kind == T_RING) /* the ring is re-registered only while off */
-        ck_assert_uint_eq(arm_call(&x, 0, APF_ARM64_FUNC_ENABLE, 0), 0);
+    if (is_ring(&x)) /* the ring is re-registered only while off */
+        guest_off(&x);
     guest_on(&x); /* enable again: drops a, queues a wake-all */
     uint32_t b = fault(&x, 0x41000), c_tok = fault(&x, 0x42000);
     ck_assert_int_eq(apf_host_complete(x.h, 0, b, 0), 0); /* queued behind the wake-all */
@@ -359,10 +434,7 @@ START_TEST(test_disable_with_work_in_flight_sends_nothing_and_leaks_nothing)
     ready_fx(&x, f, _i);
     uint32_t a = fault(&x, 0x40000), b = fault(&x, 0x41000);
     ck_assert_int_eq(apf_host_complete(x.h, 0, a, 0), 0);
-    if (x.kind == T_X86)
-        ck_assert_int_eq(apf_host_kvm_x86_wrmsr(x.x86, 0, APF_KVM_MSR_ASYNC_PF_EN, 0), 0);
-    else
-        ck_assert_uint_eq(arm_call(&x, 0, APF_ARM64_FUNC_ENABLE, 0), 0);
+    guest_off(&x);
     ck_assert_int_eq(apf_host_complete(x.h, 0, b, 0), 0); /* completes after the disable */
     ck_assert_int_eq(apf_host_vcpu_before_entry(x.h, 0, GS_USER), 0);
     struct apf_host_vcpu_stats s = st(&x);
@@ -388,7 +460,7 @@ START_TEST(test_guest_corrupting_its_channel_loses_nothing)
     for (int k = 0; k < 3; k++)
         ck_assert_int_eq(apf_host_complete(x.h, 0, tok[k], 0), 0);
     uint32_t n = 0;
-    if (x.kind == T_RING) {
+    if (is_ring(&x)) {
         ck_assert_int_eq(apf_host_vcpu_before_entry(x.h, 0, GS_USER), 3);
         uint32_t prod = rd32(&x, RING_GPA + APF_RING_PROD_OFFSET);
         static const uint32_t bad[] = {0xffffffffu /* rewind */, 0x7fffffffu /* 2^31 jump */};
@@ -438,7 +510,15 @@ START_TEST(test_migration_restores_channel_and_sends_wake_all)
     ready_fx(&x, f, _i);
     fault(&x, 0x40000); /* in flight: not part of the state */
     mk(&y, x.kind, f);  /* same guest memory */
-    if (x.kind == T_X86) {
+    y.cons = 0; /* kvm-arm64: the ring restarts empty */
+    if (x.kind == T_MMIO) {
+        struct apf_host_mmio_state s;
+        ck_assert_int_eq(apf_host_mmio_get_state(x.mmio, 0, &s), 0);
+        ck_assert_uint_eq(s.prod, 1); /* the wake-all */
+        ck_assert_int_eq(apf_host_mmio_set_state(y.mmio, 0, &s), 0);
+        y.cons = x.cons; /* the ring continues where it was: the guest keeps its index */
+        ck_assert_uint_eq(rd32(&y, RING_GPA + APF_RING_PROD_OFFSET), 1); /* not rewritten */
+    } else if (x.kind == T_X86) {
         uint64_t en, vec;
         ck_assert_int_eq(apf_host_kvm_x86_rdmsr(x.x86, 0, APF_KVM_MSR_ASYNC_PF_EN, &en), 0);
         ck_assert_int_eq(apf_host_kvm_x86_rdmsr(x.x86, 0, APF_KVM_MSR_ASYNC_PF_INT, &vec), 0);
@@ -449,7 +529,6 @@ START_TEST(test_migration_restores_channel_and_sends_wake_all)
         ck_assert_uint_eq(s.ring != 0, x.kind == T_RING);
         ck_assert_int_eq(apf_host_kvm_arm64_set_state(y.arm, 0, &s), 0);
     }
-    y.cons = 0; /* the ring restarts empty */
     uint32_t got[4];
     ck_assert_uint_eq(deliver_all(&y, got, 4), 1);
     ck_assert_uint_eq(got[0], APF_TOKEN_WAKE_ALL);
@@ -494,6 +573,285 @@ START_TEST(test_ring_registration_is_validated)
 }
 END_TEST
 
+
+/* ---- apf-mmio: bad input the guest can send through the window -------------------------- */
+
+static struct fx *mmio_fx(struct fake_vmm *f)
+{
+    struct fx *x = calloc(1, sizeof(*x));
+    fake_init(f);
+    mk(x, T_MMIO, f);
+    return x;
+}
+
+/* Accesses the window does not decode: refused, reads 0, nothing changes. Writes to
+ * read-only and reserved registers: ignored and counted. */
+START_TEST(test_mmio_bad_accesses_change_nothing)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    guest_on(x);
+    uint32_t got[4];
+    ck_assert_uint_eq(deliver_all(x, got, 4), 1); /* the wake-all */
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, x->h, 0, &before);
+    uint32_t v;
+    static const struct {
+        uint64_t off;
+        uint32_t len;
+    } bad[] = {{APF_MMIO_WINDOW_SIZE, 4}, {0x1000, 4},       {APF_MMIO_REG_CONTROL + 2, 4},
+               {APF_MMIO_REG_CONTROL, 8},  {APF_MMIO_REG_CONTROL, 1}, {APF_MMIO_REG_CONTROL, 2},
+               {~0ull, 4},                 {~0ull - 3, 4}};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        v = 0x1234;
+        ck_assert_int_eq(apf_host_mmio_access(x->mmio, 0, bad[k].off, bad[k].len, 0, &v),
+                         APF_EINVAL);
+        ck_assert_uint_eq(v, 0);
+        v = 0; /* a CONTROL 0 here would turn APF off */
+        ck_assert_int_eq(apf_host_mmio_access(x->mmio, 0, bad[k].off, bad[k].len, 1, &v),
+                         APF_EINVAL);
+    }
+    ck_assert_int_eq(apf_host_mmio_access(x->mmio, 0, APF_MMIO_REG_MAGIC, 4, 0, NULL),
+                     APF_EINVAL);
+    ck_assert_int_eq(apf_host_mmio_access(x->mmio, 2, APF_MMIO_REG_MAGIC, 4, 0, &v), APF_ENODEV);
+    ck_assert_int_eq(apf_host_mmio_access(x->mmio, ~0u, APF_MMIO_REG_MAGIC, 4, 0, &v),
+                     APF_ENODEV);
+    ck_assert_int_eq(apf_host_mmio_access(NULL, 0, APF_MMIO_REG_MAGIC, 4, 0, &v), APF_ENODEV);
+    /* read-only and reserved registers */
+    for (uint32_t off = APF_MMIO_REG_MAGIC; off <= APF_MMIO_REG_NP_KIND; off += 4)
+        mmio_wr(x, 0, off, 0xffffffffu);
+    mmio_wr(x, 0, APF_MMIO_REG_STATUS, 7);
+    for (uint32_t off = 0x30; off < APF_MMIO_WINDOW_SIZE; off += 4) {
+        mmio_wr(x, 0, off, 0xffffffffu);
+        ck_assert_uint_eq(mmio_rd(x, 0, off), 0);
+    }
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_MAGIC), APF_MMIO_MAGIC);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_VERSION), APF_PROTO_VERSION);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_SLOTS), 128);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_IRQ), PPI);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_NP_KIND), APF_MMIO_NP_X86_PF);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_STATUS), APF_MMIO_STATUS_OK);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED);
+    fake_engine_snap(f, x->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    /* 16 undecoded (8 reads + 8 writes) + 6 RO + STATUS + 4 reserved */
+    struct apf_host_vcpu_stats s = st(x);
+    ck_assert_uint_eq(s.bad_guest_values, 16 + 6 + 1 + 4);
+    /* still works */
+    uint32_t t = fault(x, 0x40000);
+    ck_assert_int_eq(apf_host_complete(x->h, 0, t, 0), 0);
+    ck_assert_uint_eq(deliver_all(x, got, 4), 1);
+    ck_assert_uint_eq(got[0], t);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* Every bad commit: STATUS says why, APF stays as it was (off here), staging is kept. */
+START_TEST(test_mmio_commit_is_validated_before_anything_changes)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    static const struct {
+        uint64_t area, ring;
+        uint32_t control, status;
+    } bad[] = {
+        {FAKE_AREA(0), RING_GPA | 6u, 0x4u, APF_MMIO_STATUS_INVALID},  /* unknown flag */
+        {FAKE_AREA(0), RING_GPA | 6u, 0x8u | 1u, APF_MMIO_STATUS_INVALID}, /* x86 DELIVERY_AS_INT */
+        {FAKE_AREA(0), RING_GPA | 6u, APF_EN_SEND_ALWAYS, APF_MMIO_STATUS_INVALID}, /* no ENABLED */
+        {FAKE_AREA(0) + 8, RING_GPA | 6u, 1u, APF_MMIO_STATUS_INVALID},  /* misaligned area */
+        {FAKE_MEM_SIZE, RING_GPA | 6u, 1u, APF_MMIO_STATUS_NOT_RAM},     /* area not RAM */
+        {0xfee00000ull, RING_GPA | 6u, 1u, APF_MMIO_STATUS_NOT_RAM},     /* area = an MMIO address */
+        {1ull << 52, RING_GPA | 6u, 1u, APF_MMIO_STATUS_NOT_RAM},        /* unknown address */
+        {RING_GPA + 0x40, RING_GPA | 6u, 1u, APF_MMIO_STATUS_INVALID},   /* area in the ring page */
+        {RING_GPA + 0xfc0, RING_GPA | 6u, 1u, APF_MMIO_STATUS_INVALID},  /* its last 64 bytes */
+        {FAKE_AREA(0), 0, 1u, APF_MMIO_STATUS_INVALID},                  /* no ring */
+        {FAKE_AREA(0), RING_GPA | 0u, 1u, APF_MMIO_STATUS_INVALID},      /* 1 entry */
+        {FAKE_AREA(0), RING_GPA | 10u, 1u, APF_MMIO_STATUS_INVALID},     /* 1024: too big */
+        {FAKE_AREA(0), RING_GPA | 0xfffu, 1u, APF_MMIO_STATUS_INVALID},  /* log2 4095 */
+        {FAKE_AREA(0), (RING_GPA + 0x40) | 6u, 1u, APF_MMIO_STATUS_INVALID}, /* unaligned */
+        {FAKE_AREA(0), (uint64_t)FAKE_MEM_SIZE | 6u, 1u, APF_MMIO_STATUS_NOT_RAM},
+        {FAKE_AREA(0), (FAKE_MEM_SIZE - 0x800u) | 6u, 1u, APF_MMIO_STATUS_INVALID},
+        {FAKE_AREA(0), (1ull << 40) | 6u, 1u, APF_MMIO_STATUS_NOT_RAM},  /* high half set */
+    };
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, x->h, 0, &before);
+    uint32_t ring_words[2] = {rd32(x, RING_GPA), rd32(x, RING_GPA + 4)};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        ck_assert_msg(mmio_commit(x, 0, bad[k].area, bad[k].ring, bad[k].control) ==
+                          bad[k].status,
+                      "case %zu", k);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), 0);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_AREA_LO), (uint32_t)bad[k].area);
+        ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_RING_HI), (uint32_t)(bad[k].ring >> 32));
+    }
+    fake_engine_snap(f, x->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    ck_assert_uint_eq(rd32(x, RING_GPA), ring_words[0]); /* the ring page untouched */
+    ck_assert_uint_eq(rd32(x, RING_GPA + 4), ring_words[1]);
+    ck_assert_uint_eq(st(x).bad_guest_values, sizeof(bad) / sizeof(bad[0]));
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* A bad commit while APF is on leaves the running registration as it was. */
+START_TEST(test_mmio_bad_recommit_keeps_the_running_channel)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    guest_on(x);
+    uint32_t got[4];
+    ck_assert_uint_eq(deliver_all(x, got, 4), 1); /* wake-all */
+    uint32_t t = fault(x, 0x40000);
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, x->h, 0, &before);
+    ck_assert_uint_eq(mmio_commit(x, 0, FAKE_AREA(0), RING_GPA | 11u, APF_EN_ENABLED),
+                      APF_MMIO_STATUS_INVALID);
+    ck_assert_uint_eq(mmio_commit(x, 0, RING_GPA + 0x80, RING_GPA | 6u, APF_EN_ENABLED),
+                      APF_MMIO_STATUS_INVALID);
+    fake_engine_snap(f, x->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED);
+    ck_assert_uint_eq(rd32(x, RING_GPA + APF_RING_SIZE_OFFSET), RING_N);
+    ck_assert_int_eq(apf_host_complete(x->h, 0, t, 0), 0); /* the outstanding fault lives */
+    ck_assert_uint_eq(deliver_all(x, got, 4), 1);
+    ck_assert_uint_eq(got[0], t);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* The accessing vCPU selects its own registers: vCPU 1 can neither see nor change vCPU 0's. */
+START_TEST(test_mmio_vcpu_selects_its_own_registers)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    guest_on(x);
+    ck_assert_uint_eq(mmio_rd(x, 1, APF_MMIO_REG_CONTROL), 0);
+    ck_assert_uint_eq(mmio_rd(x, 1, APF_MMIO_REG_AREA_LO), 0);
+    mmio_wr(x, 1, APF_MMIO_REG_CONTROL, 0); /* vCPU 1 "disables": its own, off already */
+    ck_assert_int_eq(apf_host_vcpu_enabled(x->h, 0), 1);
+    ck_assert_int_eq(apf_host_vcpu_enabled(x->h, 1), 0);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_AREA_LO), FAKE_AREA(0));
+    /* vCPU 1 registering vCPU 0's ring page gets its own registration (the VMM decides
+     * nothing else): refused only if it overlaps its own area */
+    ck_assert_uint_eq(mmio_commit(x, 1, FAKE_AREA(1), (RING_GPA + 0x1000) | 4u, APF_EN_ENABLED),
+                      APF_MMIO_STATUS_OK);
+    ck_assert_uint_eq(rd32(x, RING_GPA + 0x1000 + APF_RING_SIZE_OFFSET), 16);
+    ck_assert_uint_eq(rd32(x, RING_GPA + APF_RING_SIZE_OFFSET), RING_N);
+    /* reset of vCPU 1: its registers only */
+    ck_assert_int_eq(apf_host_mmio_vcpu_reset(x->mmio, 1), 0);
+    ck_assert_uint_eq(mmio_rd(x, 1, APF_MMIO_REG_CONTROL), 0);
+    ck_assert_uint_eq(mmio_rd(x, 1, APF_MMIO_REG_RING_LO), 0);
+    ck_assert_uint_eq(mmio_rd(x, 1, APF_MMIO_REG_IRQ), PPI); /* the wire's, kept */
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* Restore refuses a state that cannot be true, and changes nothing then. */
+START_TEST(test_mmio_restore_is_validated)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    guest_on(x);
+    struct apf_host_mmio_state good;
+    ck_assert_int_eq(apf_host_mmio_get_state(x->mmio, 0, &good), 0);
+    struct fx *y = calloc(1, sizeof(*y));
+    mk(y, T_MMIO, f);
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, y->h, 0, &before);
+    for (int k = 0; k < 7; k++) {
+        struct apf_host_mmio_state b = good;
+        switch (k) {
+        case 0: b.version = APF_PROTO_VERSION_PACK(2, 0, 0); break;
+        case 1: b.prod = b.cons + RING_N + 1; break; /* more than the ring holds */
+        case 2: b.control = 0x4u | 1u; break;
+        case 3: b.ring = RING_GPA | 10u; break;
+        case 4: b.area = RING_GPA; break;              /* in the ring page */
+        case 5: b.control = 0; break;                  /* off, but an area */
+        default: b.area = FAKE_MEM_SIZE; break;
+        }
+        ck_assert_msg(apf_host_mmio_set_state(y->mmio, 0, &b) < 0, "case %d", k);
+    }
+    fake_engine_snap(f, y->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    ck_assert_uint_eq(mmio_rd(y, 0, APF_MMIO_REG_CONTROL), 0);
+    ck_assert_int_eq(apf_host_mmio_set_state(y->mmio, 0, &good), 0);
+    ck_assert_uint_eq(mmio_rd(y, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED);
+    fini(y);
+    free(y);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* Frontend creation: the wrong engine, an IRQ or NP kind out of range. */
+START_TEST(test_mmio_create_is_validated)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    fake_init(f);
+    struct fx x;
+    mk(&x, T_X86, f);
+    struct apf_host_mmio *fe = NULL;
+    struct apf_host_mmio_config ok = {.irq = 40, .np_kind = APF_MMIO_NP_ARM64_SEA};
+    ck_assert_int_eq(apf_host_mmio_create(x.h, &ok, &fe), APF_EINVAL); /* kvm-x86 engine */
+    fini(&x);
+    mk(&x, T_MMIO, f);
+    struct apf_host_mmio_config bad[] = {{0, 1}, {APF_MMIO_IRQ_MAX + 1, 1}, {40, 0}, {40, 4}};
+    for (size_t k = 0; k < 4; k++)
+        ck_assert_int_eq(apf_host_mmio_create(x.h, &bad[k], &fe), APF_EINVAL);
+    ck_assert_int_eq(apf_host_mmio_create(x.h, NULL, &fe), APF_EINVAL);
+    ck_assert_ptr_null(fe);
+    done_fx(&x, f);
+    free(f);
+}
+END_TEST
+
+/* arm64 / riscv64 kinds: "not present" needs no paging condition (the abort is not a #PF);
+ * x86 kind: paging off falls back, as on KVM. */
+START_TEST(test_mmio_np_kind_decides_deliverability)
+{
+    for (uint32_t kind = APF_MMIO_NP_X86_PF; kind <= APF_MMIO_NP_RISCV_ACCESS_FAULT; kind++) {
+        struct fake_vmm *f = calloc(1, sizeof(*f));
+        fake_init(f);
+        struct fx x;
+        memset(&x, 0, sizeof(x));
+        x.kind = T_MMIO;
+        x.f = f;
+        struct apf_host_config c = fake_config(f, 2, 0, &apf_host_transport_mmio);
+        ck_assert_int_eq(apf_host_create(&c, &x.h), 0);
+        struct apf_host_mmio_config mc = {.irq = PPI, .np_kind = kind};
+        ck_assert_int_eq(apf_host_mmio_create(x.h, &mc, &x.mmio), 0);
+        guest_on(&x);
+        ck_assert_uint_eq(mmio_rd(&x, 0, APF_MMIO_REG_NP_KIND), kind);
+        int r = apf_host_vcpu_fault(x.h, 0, 0x40000, GS_USER & ~APF_GS_PAGING);
+        if (kind == APF_MMIO_NP_X86_PF) /* the configured fallback, no injection */
+            ck_assert_int_ne(r, APF_FAULT_ASYNC);
+        else
+            ck_assert_int_eq(r, APF_FAULT_ASYNC);
+        ck_assert_uint_eq(fake_count(f, FAKE_NP, 0), kind == APF_MMIO_NP_X86_PF ? 0 : 1);
+        if (r == APF_FAULT_ASYNC) {
+            ck_assert_uint_eq(fake_area_flags(f, 0), APF_REASON_NOT_PRESENT);
+            ck_assert_uint_eq(fake_area_token(f, 0), fake_nth(f, FAKE_NP, 0, 0)->value);
+            /* not consumed yet: the next "not present" is held back, the area unchanged */
+            uint32_t tok = fake_area_token(f, 0);
+            ck_assert_int_ne(apf_host_vcpu_fault(x.h, 0, 0x41000, GS_USER), APF_FAULT_ASYNC);
+            ck_assert_uint_eq(fake_area_token(f, 0), tok);
+        }
+        done_fx(&x, f);
+        free(f);
+    }
+}
+END_TEST
+
 static Suite *transports_suite(void)
 {
     Suite *s = suite_create("transports");
@@ -513,6 +871,15 @@ static Suite *transports_suite(void)
     TCase *tr = tcase_create("ring");
     tcase_add_test(tr, test_ring_registration_is_validated);
     suite_add_tcase(s, tr);
+    TCase *tm = tcase_create("mmio");
+    tcase_add_test(tm, test_mmio_bad_accesses_change_nothing);
+    tcase_add_test(tm, test_mmio_commit_is_validated_before_anything_changes);
+    tcase_add_test(tm, test_mmio_bad_recommit_keeps_the_running_channel);
+    tcase_add_test(tm, test_mmio_vcpu_selects_its_own_registers);
+    tcase_add_test(tm, test_mmio_restore_is_validated);
+    tcase_add_test(tm, test_mmio_create_is_validated);
+    tcase_add_test(tm, test_mmio_np_kind_decides_deliverability);
+    suite_add_tcase(s, tm);
     (void)kind_name;
     return s;
 }
