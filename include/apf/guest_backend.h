@@ -13,6 +13,8 @@
  * Shipped backends:
  *  - apf_guest_backend_kvm_x86: Linux KVM's MSR interface (context struct apf_guest_kvm_x86);
  *  - apf_guest_backend_kvm_arm64: the arm64 SMCCC design (context struct apf_guest_kvm_arm64);
+ *  - apf_guest_backend_mmio: the apf-mmio register window (apf/guest_mmio.h);
+ *  - apf_guest_backend_xen: Xen HVM/PVH, vcpu_op + VIRQ (apf/guest_xen.h);
  *  - apf_guest_backend_null: always "not supported" (APF off);
  *  - the loopback: the kvm_x86 / kvm_arm64 backends over the loopback's arch hooks.
  * Freestanding.

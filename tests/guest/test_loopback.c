@@ -22,6 +22,7 @@
 
 #include "apf/host_transport.h"
 #include "apf/host_mmio.h"
+#include "apf/host_xen.h"
 #include "apf/loopback.h"
 #include "apf_check.h"
 
@@ -508,6 +509,18 @@ START_TEST(test_loopback_mmio_riscv_small_ring_every_sleeper_wakes_once)
 }
 END_TEST
 
+START_TEST(test_loopback_xen_every_sleeper_wakes_once)
+{
+    run_world(&apf_host_transport_xen, APF_RING_DEFAULT_ENTRIES);
+}
+END_TEST
+
+START_TEST(test_loopback_xen_small_ring_every_sleeper_wakes_once)
+{
+    run_world(&apf_host_transport_xen, 2);
+}
+END_TEST
+
 static Suite *loopback_suite(void)
 {
     Suite *s = suite_create("loopback");
@@ -520,6 +533,8 @@ static Suite *loopback_suite(void)
     tcase_add_test(tc, test_loopback_mmio_x86_every_sleeper_wakes_once);
     tcase_add_test(tc, test_loopback_mmio_arm64_sea_every_sleeper_wakes_once);
     tcase_add_test(tc, test_loopback_mmio_riscv_small_ring_every_sleeper_wakes_once);
+    tcase_add_test(tc, test_loopback_xen_every_sleeper_wakes_once);
+    tcase_add_test(tc, test_loopback_xen_small_ring_every_sleeper_wakes_once);
     suite_add_tcase(s, tc);
     return s;
 }

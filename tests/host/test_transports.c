@@ -7,6 +7,7 @@
  *   kvm-arm64       one slot + IRQ_ACK
  *   kvm-arm64+ring  the ready ring (protocol 1.1): batches, hold-off, no ACK call
  *   apf-mmio        register window, the ready ring, #PF with CR2 = token (x86 kind)
+ *   xen-hvm         vcpu_op registration by GPA, the ready ring + VIRQ, #PF with CR2 = token
  * Cases: enable (wake-all first), not present, ready, the throttle (ACK or consumer index),
  * bursts of 1, 8 and 64 completions, wake-all drops older tokens, disable with work in
  * flight, bad input from the guest, migration to another engine.
@@ -17,6 +18,7 @@
 #include "apf/host_kvm_arm64.h"
 #include "apf/host_kvm_x86.h"
 #include "apf/host_mmio.h"
+#include "apf/host_xen.h"
 #include "apf_check.h"
 #include "fake_vmm.h"
 
@@ -25,9 +27,12 @@
 #define PPI 20u
 #define VEC 0xecu
 
-enum kind { T_X86, T_ARM64, T_RING, T_MMIO, T_COUNT };
+enum kind { T_X86, T_ARM64, T_RING, T_MMIO, T_XEN, T_COUNT };
 static const char *const kind_name[T_COUNT] = {"kvm-x86", "kvm-arm64", "kvm-arm64+ring",
-                                               "apf-mmio"};
+                                               "apf-mmio", "xen-hvm"};
+#define XEN_ARG 0x3000u     /* the vcpu_op argument in guest memory */
+#define XEN_MMIO 0xf0000u   /* a page the p2m says is MMIO (though the accessor reaches it) */
+#define XEN_PAGED 0xe0000u  /* a page the p2m says is paged out */
 
 struct fx {
     enum kind kind;
@@ -36,6 +41,7 @@ struct fx {
     struct apf_host_kvm_x86 *x86;
     struct apf_host_kvm_arm64 *arm;
     struct apf_host_mmio *mmio;
+    struct apf_host_xen *xen;
     uint32_t cons; /* ring: the guest's consumer index */
     uint64_t ack_calls;
 };
@@ -50,7 +56,36 @@ static uint64_t arm_call(struct fx *x, uint32_t vcpu, uint32_t sub, uint64_t val
 /* Ring transports: "page ready" through struct apf_ring at RING_GPA, no ACK call. */
 static int is_ring(const struct fx *x)
 {
-    return x->kind == T_RING || x->kind == T_MMIO;
+    return x->kind == T_RING || x->kind == T_MMIO || x->kind == T_XEN;
+}
+
+static int xen_gpa_type(void *ctx, uint64_t gpa)
+{
+    (void)ctx;
+    if (gpa >= FAKE_MEM_SIZE)
+        return APF_HOST_XEN_GPA_NONE;
+    if ((gpa & ~0xfffull) == XEN_MMIO)
+        return APF_HOST_XEN_GPA_MMIO;
+    if ((gpa & ~0xfffull) == XEN_PAGED)
+        return APF_HOST_XEN_GPA_PAGED;
+    return APF_HOST_XEN_GPA_RAM;
+}
+
+/* vcpu_op(REGISTER_APF, target, XEN_ARG) from `vcpu` with `a` written at XEN_ARG first. */
+static int64_t xen_reg(struct fx *x, uint32_t vcpu, uint32_t target,
+                       const struct apf_xen_vcpu_apf *a)
+{
+    memcpy(x->f->mem + XEN_ARG, a, sizeof(*a));
+    uint64_t args[5] = {APF_XEN_VCPUOP_REGISTER_APF, target, XEN_ARG, 0, 0};
+    int64_t ret = 12345;
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, vcpu, APF_XEN_HC_VCPU_OP, args, &ret), 0);
+    return ret;
+}
+
+static struct apf_xen_vcpu_apf xen_good(void)
+{
+    return (struct apf_xen_vcpu_apf){.area_gpa = FAKE_AREA(0), .ring_gpa = RING_GPA,
+                                     .version = APF_PROTO_VERSION, .ring_entries = RING_N};
 }
 
 static uint32_t mmio_rd(struct fx *x, uint32_t vcpu, uint32_t off)
@@ -84,6 +119,8 @@ static const struct apf_host_transport_ops *transport_of(enum kind kind)
         return &apf_host_transport_kvm_x86;
     case T_MMIO:
         return &apf_host_transport_mmio;
+    case T_XEN:
+        return &apf_host_transport_xen;
     default:
         return &apf_host_transport_kvm_arm64;
     }
@@ -102,6 +139,9 @@ static void mk(struct fx *x, enum kind kind, struct fake_vmm *f)
     } else if (kind == T_MMIO) {
         struct apf_host_mmio_config mc = {.irq = PPI, .np_kind = APF_MMIO_NP_X86_PF};
         ck_assert_int_eq(apf_host_mmio_create(x->h, &mc, &x->mmio), 0);
+    } else if (kind == T_XEN) {
+        struct apf_host_xen_config xc = {.gpa_type = xen_gpa_type};
+        ck_assert_int_eq(apf_host_xen_create(x->h, &xc, &x->xen), 0);
     } else {
         ck_assert_int_eq(apf_host_kvm_arm64_create(x->h, NULL, &x->arm), 0);
     }
@@ -140,6 +180,19 @@ static void guest_on(struct fx *x)
         ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED);
         x->cons = 0;
         break;
+    case T_XEN: {
+        struct apf_xen_vcpu_apf a = xen_good(), o;
+        a.slots = 77; /* OUT: overwritten */
+        a.version = APF_PROTO_VERSION_PACK(1, 0, 0); /* an older minor is fine */
+        ck_assert_int_eq(xen_reg(x, 0, 0, &a), 0);
+        memcpy(&o, x->f->mem + XEN_ARG, sizeof(o));
+        ck_assert_uint_eq(o.version, APF_PROTO_VERSION);
+        ck_assert_uint_eq(o.slots, 128);
+        ck_assert_uint_eq(o.ring_entries, RING_N);
+        ck_assert_uint_eq(o.area_gpa, FAKE_AREA(0)); /* IN fields as written */
+        x->cons = 0;
+        break;
+    }
     default:
         break;
     }
@@ -156,6 +209,11 @@ static void guest_off(struct fx *x)
         mmio_wr(x, 0, APF_MMIO_REG_CONTROL, 0);
         ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_STATUS), APF_MMIO_STATUS_OK);
         break;
+    case T_XEN: {
+        struct apf_xen_vcpu_apf a = {.area_gpa = APF_XEN_UNREGISTER};
+        ck_assert_int_eq(xen_reg(x, 0, 0, &a), 0);
+        break;
+    }
     default:
         ck_assert_uint_eq(arm_call(x, 0, APF_ARM64_FUNC_ENABLE, 0), 0);
         break;
@@ -167,6 +225,7 @@ static void fini(struct fx *x)
     apf_host_kvm_x86_destroy(x->x86);
     apf_host_kvm_arm64_destroy(x->arm);
     apf_host_mmio_destroy(x->mmio);
+    apf_host_xen_destroy(x->xen);
     apf_host_destroy(x->h);
 }
 
@@ -307,7 +366,8 @@ START_TEST(test_not_present_then_ready_carries_the_exact_token)
     uint32_t got[4];
     ck_assert_uint_eq(deliver_all(&x, got, 4), 1);
     ck_assert_uint_eq(got[0], t);
-    ck_assert_uint_eq(fake_nth(f, FAKE_READY, 0, 0)->value, x.kind == T_X86 ? VEC : PPI);
+    ck_assert_uint_eq(fake_nth(f, FAKE_READY, 0, 0)->value,
+                      x.kind == T_X86 ? VEC : x.kind == T_XEN ? APF_XEN_VIRQ_APF : PPI);
     done_fx(&x, f);
     free(f);
 }
@@ -518,6 +578,15 @@ START_TEST(test_migration_restores_channel_and_sends_wake_all)
         ck_assert_int_eq(apf_host_mmio_set_state(y.mmio, 0, &s), 0);
         y.cons = x.cons; /* the ring continues where it was: the guest keeps its index */
         ck_assert_uint_eq(rd32(&y, RING_GPA + APF_RING_PROD_OFFSET), 1); /* not rewritten */
+    } else if (x.kind == T_XEN) {
+        struct apf_host_xen_state s;
+        ck_assert_int_eq(apf_host_xen_get_state(x.xen, 0, &s), 0);
+        ck_assert_uint_eq(s.registered, 1);
+        ck_assert_uint_eq(s.prod, 1); /* the wake-all */
+        ck_assert_uint_eq(s.cons, 0); /* not read back yet: the host reads it when it needs room */
+        ck_assert_int_eq(apf_host_xen_set_state(y.xen, 0, &s), 0);
+        y.cons = x.cons;
+        ck_assert_uint_eq(rd32(&y, RING_GPA + APF_RING_PROD_OFFSET), 1);
     } else if (x.kind == T_X86) {
         uint64_t en, vec;
         ck_assert_int_eq(apf_host_kvm_x86_rdmsr(x.x86, 0, APF_KVM_MSR_ASYNC_PF_EN, &en), 0);
@@ -852,6 +921,210 @@ START_TEST(test_mmio_np_kind_decides_deliverability)
 }
 END_TEST
 
+/* ---- xen-hvm: bad registrations, in Xen's order and with Xen's errors ------------------- */
+
+static struct fx *xen_fx(struct fake_vmm *f)
+{
+    struct fx *x = calloc(1, sizeof(*x));
+    fake_init(f);
+    mk(x, T_XEN, f);
+    return x;
+}
+
+#define XE(e) (-(int64_t)(e))
+
+START_TEST(test_xen_bad_registrations_change_nothing)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = xen_fx(f);
+    struct {
+        struct apf_xen_vcpu_apf a;
+        int64_t err;
+    } bad[24];
+    size_t n = 0;
+#define BAD(field, value, e)                                                                   \
+    do {                                                                                       \
+        bad[n].a = xen_good();                                                                 \
+        bad[n].a.field = (value);                                                              \
+        bad[n++].err = XE(e);                                                                  \
+    } while (0)
+    BAD(version, APF_PROTO_VERSION_PACK(2, 0, 0), APF_XEN_EINVAL); /* another major */
+    BAD(version, 0, APF_XEN_EINVAL);
+    BAD(version, 0x01000000u, APF_XEN_EINVAL);
+    BAD(flags, 2u, APF_XEN_EINVAL);                          /* unknown flag */
+    BAD(flags, 0x80000000u, APF_XEN_EINVAL);
+    BAD(area_gpa, FAKE_AREA(0) + 4, APF_XEN_EINVAL);         /* misaligned */
+    BAD(area_gpa, 0x1fe0u, APF_XEN_EINVAL);                  /* would cross a page */
+    BAD(ring_gpa, RING_GPA + 0x80, APF_XEN_EINVAL);          /* ring not page aligned */
+    BAD(ring_gpa, 0, APF_XEN_EINVAL);
+    BAD(ring_entries, 0, APF_XEN_EINVAL);
+    BAD(ring_entries, 1, APF_XEN_EINVAL);
+    BAD(ring_entries, 3, APF_XEN_EINVAL);
+    BAD(ring_entries, 1024, APF_XEN_EINVAL);
+    BAD(area_gpa, RING_GPA + 0x40, APF_XEN_EINVAL);          /* area inside the ring page */
+    BAD(area_gpa, XEN_MMIO + 0x40, APF_XEN_EPERM);           /* MMIO, not RAM */
+    BAD(ring_gpa, XEN_MMIO, APF_XEN_EPERM);
+    BAD(area_gpa, XEN_PAGED, APF_XEN_EAGAIN);                /* paged out */
+    BAD(ring_gpa, XEN_PAGED, APF_XEN_EAGAIN);
+    BAD(area_gpa, FAKE_MEM_SIZE, APF_XEN_EINVAL);            /* no page */
+    BAD(ring_gpa, (uint64_t)FAKE_MEM_SIZE + 0x10000, APF_XEN_EINVAL);
+    BAD(area_gpa, 1ull << 60, APF_XEN_EINVAL);               /* unknown address */
+    BAD(area_gpa, APF_XEN_UNREGISTER - 63, APF_XEN_EINVAL);  /* near ~0: wraps */
+#undef BAD
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, x->h, 0, &before);
+    for (size_t k = 0; k < n; k++) {
+        int64_t r = xen_reg(x, 0, 0, &bad[k].a);
+        ck_assert_msg(r == bad[k].err, "case %zu: %lld, want %lld", k, (long long)r,
+                      (long long)bad[k].err);
+        /* no OUT field written on failure */
+        ck_assert_int_eq(memcmp(f->mem + XEN_ARG, &bad[k].a, sizeof(bad[k].a)), 0);
+    }
+    struct apf_xen_vcpu_apf g = xen_good();
+    ck_assert_int_eq(xen_reg(x, 0, 5, &g), XE(APF_XEN_ENOENT));   /* no such vCPU */
+    ck_assert_int_eq(xen_reg(x, 0, 1, &g), XE(APF_XEN_EINVAL));   /* another vCPU's */
+    /* the argument itself unreadable */
+    uint64_t args[5] = {APF_XEN_VCPUOP_REGISTER_APF, 0, FAKE_MEM_SIZE - 8, 0, 0};
+    int64_t ret;
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 0, APF_XEN_HC_VCPU_OP, args, &ret), 0);
+    ck_assert_int_eq(ret, XE(APF_XEN_EFAULT));
+    fake_engine_snap(f, x->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    ck_assert_uint_eq(st(x).bad_guest_values, n + 3);
+    ck_assert_int_eq(apf_host_vcpu_enabled(x->h, 0), 0);
+    /* not ours: other sub-ops, other hypercalls; the embedder answers them */
+    args[0] = APF_XEN_VCPUOP_REGISTER_APF + 1;
+    args[2] = XEN_ARG;
+    ret = 999;
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 0, APF_XEN_HC_VCPU_OP, args, &ret),
+                     APF_HOST_XEN_NOT_MINE);
+    args[0] = 14; /* register_runstate_phys_area */
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 0, APF_XEN_HC_VCPU_OP, args, &ret),
+                     APF_HOST_XEN_NOT_MINE);
+    args[0] = APF_XEN_VCPUOP_REGISTER_APF;
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 0, APF_XEN_HC_HVM_OP, args, &ret),
+                     APF_HOST_XEN_NOT_MINE);
+    ck_assert_int_eq(ret, 999);
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 2, APF_XEN_HC_VCPU_OP, args, &ret),
+                     APF_ENODEV);
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 0, APF_XEN_HC_VCPU_OP, NULL, &ret),
+                     APF_EINVAL);
+    ck_assert_int_eq(apf_host_xen_hypercall(x->xen, 0, APF_XEN_HC_VCPU_OP, args, NULL),
+                     APF_EINVAL);
+    ck_assert_uint_eq(apf_host_xen_features(0), 1u << APF_XEN_FEAT_APF);
+    ck_assert_uint_eq(apf_host_xen_features(1), 0);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* Registering twice without unregistering: -EBUSY, the first registration untouched;
+ * ~0 unregisters (twice is fine); then a new registration works. */
+START_TEST(test_xen_double_registration_is_ebusy)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = xen_fx(f);
+    guest_on(x);
+    uint32_t got[4];
+    ck_assert_uint_eq(deliver_all(x, got, 4), 1);
+    uint32_t t = fault(x, 0x40000);
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, x->h, 0, &before);
+    struct apf_xen_vcpu_apf a = xen_good();
+    ck_assert_int_eq(xen_reg(x, 0, 0, &a), XE(APF_XEN_EBUSY)); /* even the same values */
+    a.ring_gpa = RING_GPA + 0x1000;
+    a.ring_entries = 4;
+    ck_assert_int_eq(xen_reg(x, 0, 0, &a), XE(APF_XEN_EBUSY));
+    fake_engine_snap(f, x->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    ck_assert_uint_eq(rd32(x, RING_GPA + 0x1000 + APF_RING_SIZE_OFFSET), 0); /* not started */
+    ck_assert_int_eq(apf_host_complete(x->h, 0, t, 0), 0);
+    ck_assert_uint_eq(deliver_all(x, got, 4), 1);
+    ck_assert_uint_eq(got[0], t);
+    guest_off(x);
+    guest_off(x); /* unregistering twice: 0 */
+    ck_assert_int_eq(apf_host_vcpu_enabled(x->h, 0), 0);
+    ck_assert_int_eq(xen_reg(x, 0, 0, &a), 0); /* the new ring */
+    ck_assert_uint_eq(rd32(x, RING_GPA + 0x1000 + APF_RING_SIZE_OFFSET), 4);
+    struct apf_host_xen_state s;
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.ring_gpa, RING_GPA + 0x1000);
+    ck_assert_uint_eq(s.ring_entries, 4);
+    /* reset forgets the registration */
+    ck_assert_int_eq(apf_host_xen_vcpu_reset(x->xen, 0), 0);
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.registered, 0);
+    ck_assert_int_eq(xen_reg(x, 0, 0, &a), 0); /* and the VIRQ is still the vector */
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* Restore: the producer index and token sequence carry over; what cannot be true is refused
+ * with nothing changed. */
+START_TEST(test_xen_restore_carries_indices_and_is_validated)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = xen_fx(f);
+    guest_on(x);
+    uint32_t got[8], tok[3];
+    ck_assert_uint_eq(deliver_all(x, got, 8), 1);
+    for (int k = 0; k < 3; k++) {
+        tok[k] = fault(x, 0x40000 + 0x1000ull * (uint64_t)k);
+        ck_assert_int_eq(apf_host_complete(x->h, 0, tok[k], 0), 0);
+    }
+    ck_assert_int_eq(apf_host_vcpu_before_entry(x->h, 0, GS_USER), 3);
+    /* the guest took one of the three before the migration */
+    ck_assert_uint_eq(guest_take(x, got, 1), 1);
+    ck_assert_uint_eq(got[0], tok[0]);
+    struct apf_host_xen_state s;
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.prod, 4);
+    struct fx *y = calloc(1, sizeof(*y));
+    mk(y, T_XEN, f);
+    struct fake_engine_snap before, after;
+    fake_engine_snap(f, y->h, 0, &before);
+    for (int k = 0; k < 9; k++) {
+        struct apf_host_xen_state b = s;
+        switch (k) {
+        case 0: b.version = APF_PROTO_VERSION_PACK(2, 0, 0); break;
+        case 1: b.prod = b.cons + RING_N + 1; break;
+        case 2: b.ring_entries = 3; break;
+        case 3: b.area_gpa = XEN_MMIO; break;
+        case 4: b.ring_gpa = XEN_PAGED; break;
+        case 5: b.flags = 4; break;
+        case 6: b.reserved = 1; break;
+        case 7: b.registered = 0; break; /* off, but an area */
+        default: b.seq = 0xffffffffu; break; /* beyond the engine's sequence */
+        }
+        ck_assert_msg(apf_host_xen_set_state(y->xen, 0, &b) < 0, "case %d", k);
+    }
+    fake_engine_snap(f, y->h, 0, &after);
+    fake_engine_assert_same(__LINE__, &before, &after);
+    ck_assert_int_eq(apf_host_xen_set_state(y->xen, 0, &s), 0);
+    y->cons = x->cons;
+    struct apf_host_vcpu_state hs;
+    ck_assert_int_eq(apf_host_vcpu_save(y->h, 0, &hs), 0);
+    ck_assert_uint_eq(hs.seq, s.seq); /* tokens stay fresh */
+    /* the two published before the migration, then the wake-all, in that order */
+    ck_assert_uint_eq(deliver_all(y, got, 8), 3);
+    ck_assert_uint_eq(got[0], tok[1]);
+    ck_assert_uint_eq(got[1], tok[2]);
+    ck_assert_uint_eq(got[2], APF_TOKEN_WAKE_ALL);
+    uint32_t t = fault(y, 0x50000);
+    ck_assert_uint_ne(t, tok[0]);
+    ck_assert_uint_ne(t, tok[1]);
+    ck_assert_uint_ne(t, tok[2]);
+    fini(y);
+    free(y);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
 static Suite *transports_suite(void)
 {
     Suite *s = suite_create("transports");
@@ -880,6 +1153,11 @@ static Suite *transports_suite(void)
     tcase_add_test(tm, test_mmio_create_is_validated);
     tcase_add_test(tm, test_mmio_np_kind_decides_deliverability);
     suite_add_tcase(s, tm);
+    TCase *tx = tcase_create("xen");
+    tcase_add_test(tx, test_xen_bad_registrations_change_nothing);
+    tcase_add_test(tx, test_xen_double_registration_is_ebusy);
+    tcase_add_test(tx, test_xen_restore_carries_indices_and_is_validated);
+    suite_add_tcase(s, tx);
     (void)kind_name;
     return s;
 }
