@@ -13,9 +13,12 @@ static int64_t native_hypercall(void *ctx, uint32_t cpu, uint32_t nr, const uint
 {
     (void)cpu;
     uintptr_t stub = (uintptr_t)ctx + (uintptr_t)nr * APF_XEN_HYPERCALL_STUB_SIZE;
-    register uint64_t r10 __asm__("r10") = a[3];
-    register uint64_t r8 __asm__("r8") = a[4];
-    uint64_t rdi = a[0], rsi = a[1], rdx = a[2];
+    /* Every load first: the compiler may put calls between a register variable's
+     * initialisation and the asm (sanitizer instrumentation of a load does), which would
+     * clobber r10 / r8. Nothing but register moves may sit between them. */
+    uint64_t rdi = a[0], rsi = a[1], rdx = a[2], a3 = a[3], a4 = a[4];
+    register uint64_t r10 __asm__("r10") = a3;
+    register uint64_t r8 __asm__("r8") = a4;
     int64_t rax;
     /* The call pushes a return address: step over the red zone of non-kernel builds.
      * Xen may clobber the argument registers (debug builds do): all are outputs. */
@@ -39,11 +42,12 @@ const struct apf_xen_arch_ops apf_xen_arch_native = {
 static int64_t native_hypercall_arm64(void *ctx, uint32_t cpu, uint32_t nr, const uint64_t a[5])
 {
     (void)ctx, (void)cpu;
-    register uint64_t x0 __asm__("x0") = a[0];
-    register uint64_t x1 __asm__("x1") = a[1];
-    register uint64_t x2 __asm__("x2") = a[2];
-    register uint64_t x3 __asm__("x3") = a[3];
-    register uint64_t x4 __asm__("x4") = a[4];
+    uint64_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4]; /* loads first (see above) */
+    register uint64_t x0 __asm__("x0") = a0;
+    register uint64_t x1 __asm__("x1") = a1;
+    register uint64_t x2 __asm__("x2") = a2;
+    register uint64_t x3 __asm__("x3") = a3;
+    register uint64_t x4 __asm__("x4") = a4;
     register uint64_t x16 __asm__("x16") = nr;
     __asm__ volatile("hvc #0xEA1"
                      : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3), "+r"(x4), "+r"(x16)
