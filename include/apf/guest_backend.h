@@ -248,8 +248,8 @@ struct apf_arm64_arch_ops {
     void (*smccc)(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out[4]);
 };
 
-#if defined(__x86_64__) || defined(DOXYGEN)
-/** The real instructions (inline assembly), for a guest kernel at CPL 0 on x86-64. */
+#if defined(__x86_64__) || defined(__i386__) || defined(DOXYGEN)
+/** The real instructions (inline assembly), for a guest kernel at CPL 0 on x86-64 or i686. */
 APF_API extern const struct apf_x86_arch_ops apf_x86_arch_native;
 #endif
 #if defined(__aarch64__) || defined(DOXYGEN)

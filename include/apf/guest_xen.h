@@ -33,9 +33,10 @@ struct apf_xen_arch_ops {
     int64_t (*hypercall)(void *ctx, uint32_t cpu, uint32_t nr, const uint64_t args[5]);
 };
 
-#if defined(__x86_64__) || defined(DOXYGEN)
-/** x86-64: `call hypercall_page + nr * 32` with the arguments in rdi, rsi, rdx, r10, r8;
- *  `ctx` is the hypercall page as the kernel mapped it. CPL 0 only. */
+#if defined(__x86_64__) || defined(__i386__) || defined(DOXYGEN)
+/** x86: `call hypercall_page + nr * 32`, arguments in rdi, rsi, rdx, r10, r8 (x86-64) or
+ *  ebx, ecx, edx, esi, edi (i686, each truncated to 32 bits), result in rax / eax; `ctx` is
+ *  the hypercall page as the kernel mapped it. CPL 0 only. */
 APF_API extern const struct apf_xen_arch_ops apf_xen_arch_native;
 #endif
 #if defined(__aarch64__) || defined(DOXYGEN)

@@ -35,6 +35,28 @@ const struct apf_xen_arch_ops apf_xen_arch_native = {
     .hypercall = native_hypercall,
 };
 
+#elif defined(__i386__)
+
+/* i686: arguments in ebx, ecx, edx, esi, edi; result in eax (sign-extended). ebx may be the
+ * PIC register: the compiler saves it around the asm when it is an operand. */
+static int64_t native_hypercall(void *ctx, uint32_t cpu, uint32_t nr, const uint64_t a[5])
+{
+    (void)cpu;
+    uintptr_t stub = (uintptr_t)ctx + (uintptr_t)nr * APF_XEN_HYPERCALL_STUB_SIZE;
+    uint32_t ebx = (uint32_t)a[0], ecx = (uint32_t)a[1], edx = (uint32_t)a[2];
+    uint32_t esi = (uint32_t)a[3], edi = (uint32_t)a[4];
+    int32_t eax;
+    __asm__ volatile("call *%[stub]"
+                     : "=a"(eax), "+b"(ebx), "+c"(ecx), "+d"(edx), "+S"(esi), "+D"(edi)
+                     : [stub] "m"(stub)
+                     : "memory", "cc");
+    return eax;
+}
+
+const struct apf_xen_arch_ops apf_xen_arch_native = {
+    .hypercall = native_hypercall,
+};
+
 #endif
 
 #if defined(__aarch64__)

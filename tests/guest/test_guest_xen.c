@@ -6,7 +6,7 @@
  */
 #define _DEFAULT_SOURCE
 #include <string.h>
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__i386__)
 #include <sys/mman.h>
 #endif
 
@@ -386,6 +386,38 @@ START_TEST(test_xen_native_x86_64_hypercall_page_convention)
     munmap(page, 4096);
 }
 END_TEST
+#elif defined(__i386__)
+/* i686: each stub stores ebx, ecx, edx, esi, edi at page + 0xf00 and returns its number. */
+START_TEST(test_xen_native_i686_hypercall_page_convention)
+{
+    unsigned char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+        return;
+    uint32_t buf = (uint32_t)(uintptr_t)(page + 0xf00);
+    for (uint32_t nr = 0; nr < 64; nr++) {
+        unsigned char code[25] = {0xb8, 0, 0, 0, 0,       /* mov $buf, %eax */
+                                  0x89, 0x18,             /* mov %ebx, (%eax) */
+                                  0x89, 0x48, 0x04,       /* mov %ecx, 4(%eax) */
+                                  0x89, 0x50, 0x08,       /* mov %edx, 8(%eax) */
+                                  0x89, 0x70, 0x0c,       /* mov %esi, 12(%eax) */
+                                  0x89, 0x78, 0x10,       /* mov %edi, 16(%eax) */
+                                  0xb8, 0, 0, 0, 0,       /* mov $nr, %eax */
+                                  0xc3};                  /* ret */
+        memcpy(code + 1, &buf, 4);
+        memcpy(code + 20, &nr, 4);
+        memcpy(page + nr * APF_XEN_HYPERCALL_STUB_SIZE, code, sizeof(code));
+    }
+    uint64_t args[5] = {0x11111111u, 0x2222, 0x3333, 0x44444444u, 0x55};
+    int64_t r = apf_xen_arch_native.hypercall(page, 0, APF_XEN_HC_VCPU_OP, args);
+    ck_assert_int_eq(r, APF_XEN_HC_VCPU_OP);
+    uint32_t got[5];
+    memcpy(got, page + 0xf00, sizeof(got));
+    for (int k = 0; k < 5; k++)
+        ck_assert_uint_eq(got[k], args[k]);
+    munmap(page, 4096);
+}
+END_TEST
 #endif
 
 static Suite *xen_suite(void)
@@ -399,6 +431,8 @@ static Suite *xen_suite(void)
     tcase_add_test(tc, test_xen_backend_against_real_frontend);
 #if defined(__x86_64__)
     tcase_add_test(tc, test_xen_native_x86_64_hypercall_page_convention);
+#elif defined(__i386__)
+    tcase_add_test(tc, test_xen_native_i686_hypercall_page_convention);
 #endif
     suite_add_tcase(s, tc);
     return s;
