@@ -1125,6 +1125,133 @@ START_TEST(test_xen_restore_carries_indices_and_is_validated)
 }
 END_TEST
 
+/* ---- random guest input: the control planes never break their invariants ---------------- */
+
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* 20000 random window accesses (any offset, size, direction, value; biased towards the
+ * registers and plausible addresses), faults, completions, deliveries and random consumer
+ * indices in between: APF is on exactly when CONTROL reads non-zero, STATUS is always a
+ * defined value, delivery never fails. (Under ASan in CI: no out-of-bounds access.) */
+START_TEST(test_mmio_random_guest_input_keeps_invariants)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    static const uint32_t sizes[] = {1, 2, 4, 4, 4, 8};
+    uint32_t page = 0, on_rounds = 0, commits_ok = 0;
+    uint64_t delivered = 0;
+    for (int i = 0; i < 20000; i++) {
+        uint32_t vcpu = (uint32_t)(rnd(&seed) & 1);
+        uint64_t r = rnd(&seed);
+        uint64_t off = (r & 3) == 0 ? rnd(&seed) % 0x48 : (rnd(&seed) % 12) * 4;
+        uint32_t len = sizes[(r >> 8) % 6];
+        uint32_t v = 0;
+        if ((r >> 16) % 5 == 0) /* anything */
+            v = (uint32_t)rnd(&seed);
+        else if (off == APF_MMIO_REG_AREA_LO)
+            v = FAKE_AREA(rnd(&seed) % 4) + (uint32_t)(rnd(&seed) % 4 == 0) * 8u;
+        else if (off == APF_MMIO_REG_RING_LO)
+            v = (uint32_t)(RING_GPA + 0x1000u * (rnd(&seed) % 3)) | (uint32_t)(rnd(&seed) % 11);
+        else if (off == APF_MMIO_REG_CONTROL)
+            v = (uint32_t)(rnd(&seed) % 5);
+        int wr = (r >> 24) & 1;
+        int ret = apf_host_mmio_access(x->mmio, vcpu, off, len, wr, &v);
+        ck_assert(ret == 0 || ret == APF_EINVAL);
+        uint32_t ctl = mmio_rd(x, vcpu, APF_MMIO_REG_CONTROL);
+        ck_assert_int_eq(apf_host_vcpu_enabled(x->h, vcpu), ctl != 0);
+        on_rounds += ctl != 0;
+        commits_ok += wr && off == APF_MMIO_REG_CONTROL && len == 4 && v != 0 && ctl != 0;
+        ck_assert_uint_le(mmio_rd(x, vcpu, APF_MMIO_REG_STATUS), APF_MMIO_STATUS_NOT_RAM);
+        if ((r >> 32) % 8 == 0 && ctl) { /* a fault, its completion, a delivery point */
+            int fr = apf_host_vcpu_fault(x->h, vcpu, 0x80000 + 0x1000ull * (page++ % 64), GS_USER);
+            size_t n = fake_count(f, FAKE_SUBMIT, vcpu);
+            if (fr == APF_FAULT_ASYNC && n)
+                apf_host_complete(x->h, vcpu, fake_nth(f, FAKE_SUBMIT, vcpu, n - 1)->value, 0);
+            fake_area_write(f, vcpu, 0, 0); /* the guest takes "not present" */
+            if ((r >> 40) % 3 == 0) /* a random consumer index in every ring page */
+                for (uint32_t pg = 0; pg < 3; pg++)
+                    wr32(x, RING_GPA + 0x1000u * pg + APF_RING_CONS_OFFSET, (uint32_t)rnd(&seed));
+            int d = apf_host_vcpu_before_entry(x->h, vcpu, GS_USER);
+            ck_assert_int_ge(d, 0);
+            delivered += (uint64_t)d;
+        }
+        if (fake_count(f, FAKE_SUBMIT, 0) + fake_count(f, FAKE_SUBMIT, 1) > 4000)
+            fake_log_clear(f);
+    }
+    /* the run reached the interesting states: committed, on, delivering */
+    ck_assert_uint_gt(commits_ok, 20);
+    ck_assert_uint_gt(on_rounds, 1000);
+    ck_assert_uint_gt(delivered, 20);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+/* 20000 random registrations (random fields biased towards plausible ones, random target
+ * vCPU, random argument address): only Xen's error values come back, APF is on exactly
+ * when a registration is recorded, and the OUT fields are written only on success. */
+START_TEST(test_xen_random_registrations_keep_invariants)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = xen_fx(f);
+    uint64_t seed = 0x2545f4914f6cdd1dull;
+    static const int64_t allowed[] = {0, -1, -2, -11, -14, -16, -22};
+    uint32_t seen[7] = {0};
+    for (int i = 0; i < 20000; i++) {
+        uint64_t r = rnd(&seed);
+        uint32_t vcpu = (uint32_t)(r & 1);
+        struct apf_xen_vcpu_apf a = xen_good();
+        a.area_gpa = FAKE_AREA(vcpu);
+        a.ring_gpa = RING_GPA + 0x1000u * vcpu;
+        switch ((r >> 4) % 9) {
+        case 0: a.area_gpa = rnd(&seed); break;
+        case 1: a.ring_gpa = rnd(&seed) % (2 * FAKE_MEM_SIZE); break;
+        case 2: a.version = (uint32_t)rnd(&seed); break;
+        case 3: a.flags = (uint32_t)rnd(&seed) % 4; break;
+        case 4: a.ring_entries = (uint32_t)(rnd(&seed) % 1100); break;
+        case 5: a.area_gpa = APF_XEN_UNREGISTER; break;
+        case 6: a.area_gpa = XEN_MMIO + (rnd(&seed) % 64) * 64; break;
+        case 7: a.ring_gpa = XEN_PAGED; break;
+        default: break;
+        }
+        uint32_t target = (r >> 12) % 7 == 0 ? (uint32_t)(rnd(&seed) % 4) : vcpu;
+        uint64_t arg = (r >> 16) % 11 == 0 ? rnd(&seed) % (FAKE_MEM_SIZE + 64) : XEN_ARG;
+        if (arg + sizeof(a) <= FAKE_MEM_SIZE)
+            memcpy(f->mem + arg, &a, sizeof(a));
+        uint64_t args[5] = {APF_XEN_VCPUOP_REGISTER_APF, target, arg, 0, 0};
+        int64_t ret = 1;
+        ck_assert_int_eq(apf_host_xen_hypercall(x->xen, vcpu, APF_XEN_HC_VCPU_OP, args, &ret), 0);
+        int ok = 0;
+        for (size_t k = 0; k < sizeof(allowed) / sizeof(allowed[0]); k++)
+            if (ret == allowed[k]) {
+                ok = 1;
+                seen[k]++;
+            }
+        ck_assert_msg(ok, "round %d: result %lld", i, (long long)ret);
+        if (ret != 0 && arg == XEN_ARG)
+            ck_assert_int_eq(memcmp(f->mem + XEN_ARG, &a, sizeof(a)), 0);
+        for (uint32_t c = 0; c < 2; c++) {
+            struct apf_host_xen_state s;
+            ck_assert_int_eq(apf_host_xen_get_state(x->xen, c, &s), 0);
+            ck_assert_int_eq(apf_host_vcpu_enabled(x->h, c), (int)s.registered);
+        }
+    }
+    for (size_t k = 0; k < 7; k++) /* every result value was reached */
+        ck_assert_msg(seen[k] > 0, "result %lld never seen", (long long)allowed[k]);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
 static Suite *transports_suite(void)
 {
     Suite *s = suite_create("transports");
@@ -1158,6 +1285,10 @@ static Suite *transports_suite(void)
     tcase_add_test(tx, test_xen_double_registration_is_ebusy);
     tcase_add_test(tx, test_xen_restore_carries_indices_and_is_validated);
     suite_add_tcase(s, tx);
+    TCase *tr2 = tcase_create("random");
+    tcase_add_test(tr2, test_mmio_random_guest_input_keeps_invariants);
+    tcase_add_test(tr2, test_xen_random_registrations_keep_invariants);
+    suite_add_tcase(s, tr2);
     (void)kind_name;
     return s;
 }
