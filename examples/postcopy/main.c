@@ -42,6 +42,7 @@ static const char usage[] =
     "  --source-listen PORT be the source process (port 0: any); runs until SIGINT/SIGTERM\n"
     "run:\n"
     "  --modes LIST         any of apf,sync,ideal (default all three)\n"
+    "  --transport T        kvm-x86 | kvm-arm64 | xen | mmio: the APF wire (default kvm-x86)\n"
     "  --memory M           uffd | map | auto: userfaultfd, or a software presence map\n"
     "                       (default auto: userfaultfd when available)\n"
     "  --workers N          libapf-host worker threads (default: one per task, max 256)\n"
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
     enum {
         O_VCPUS = 256, O_TASKS, O_MEMSIZE, O_PATTERN, O_ZIPF, O_COMPUTE, O_ACCESSES, O_SEED,
         O_LATENCY, O_SOURCE, O_LISTEN, O_MODES, O_MEMORY, O_WORKERS, O_MAXOUT, O_SWEEP, O_PLOT,
-        O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN
+        O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN, O_TRANSPORT
     };
     static const struct option longopts[] = {
         {"vcpus", 1, 0, O_VCPUS},        {"tasks", 1, 0, O_TASKS},
@@ -236,6 +237,7 @@ int main(int argc, char **argv)
         {"json", 0, 0, O_JSON},          {"progress", 0, 0, O_PROGRESS},
         {"no-progress", 0, 0, O_NOPROGRESS}, {"help", 0, 0, O_HELP},
         {"version", 0, 0, O_VERSION},    {"pin", 1, 0, O_PIN},
+        {"transport", 1, 0, O_TRANSPORT},
         {0, 0, 0, 0}};
     const char *latency_spec = NULL;
     opterr = 0;
@@ -315,6 +317,18 @@ int main(int argc, char **argv)
             if (!m[0] && !m[1] && !m[2])
                 return bad("--modes: no mode in '%s'", optarg);
             memcpy(o.modes, m, sizeof(m));
+            break;
+        }
+        case O_TRANSPORT: {
+            bool found = false;
+            for (int t = TRANSPORT_KVM_X86; t <= TRANSPORT_MMIO; t++)
+                if (strcmp(optarg, pc_transport_name((enum pc_transport)t)) == 0) {
+                    o.transport = (enum pc_transport)t;
+                    found = true;
+                }
+            if (!found)
+                return bad("--transport must be kvm-x86, kvm-arm64, xen or mmio, not '%s'",
+                           optarg);
             break;
         }
         case O_MEMORY:

@@ -24,6 +24,9 @@ enum pc_mode { MODE_APF = 0, MODE_SYNC = 1, MODE_IDEAL = 2, MODE_COUNT };
 enum pc_pattern { PATTERN_SEQUENTIAL, PATTERN_RANDOM, PATTERN_ZIPF };
 enum pc_memory { MEMORY_AUTO, MEMORY_UFFD, MEMORY_MAP };
 enum pc_sweep { SWEEP_NONE, SWEEP_LATENCY, SWEEP_TASKS };
+/* --transport: the wire the loopback runs (issue 11) */
+enum pc_transport { TRANSPORT_KVM_X86, TRANSPORT_KVM_ARM64, TRANSPORT_XEN, TRANSPORT_MMIO };
+const char *pc_transport_name(enum pc_transport t);
 
 struct pc_opts {
     uint32_t vcpus;
@@ -47,6 +50,7 @@ struct pc_opts {
     enum pc_sweep sweep;
     const char *plot;         /* FILE.svg or FILE.png (gnuplot) */
     const char *trace;        /* write the protocol trace here and check it */
+    enum pc_transport transport;
 };
 
 /* Per-mode results, all measured. */
@@ -69,6 +73,9 @@ struct pc_result {
     double steal_share;       /* CPU time this machine's hypervisor took away during the run
                                  (/proc/stat "steal"; -1 if unknown) */
     const char *memory;       /* "userfaultfd" or "presence map" */
+    /* apf mode: ACK exits (control-plane ACK calls: 0 on a ring) and "page ready"
+     * notifications, per "page ready" delivered (tokens and wake-alls); -1 if none */
+    double ack_exits_per_ready, notifications_per_ready;
 };
 
 /* vm.c: one run of one mode. Returns 0, or -errno (result->error says why). */

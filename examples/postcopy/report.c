@@ -110,6 +110,10 @@ void pc_report_table(const struct pc_opts *o, const struct pc_result *r, int n)
         printf("APF overhead per fault: %.1f us median (ready latency %.1f us minus the page's "
                "fetch time, median %.1f us)\n",
                a->overhead_p50_us, a->ready_p50_us, a->fetch_p50_us);
+    if (a && a->ack_exits_per_ready >= 0)
+        printf("transport %s: %.2f ACK exits and %.2f notifications per page ready\n",
+               pc_transport_name(o->transport), a->ack_exits_per_ready,
+               a->notifications_per_ready);
     if (a && a->trace_events)
         printf("protocol trace: %llu events, conformance checker: OK\n",
                (unsigned long long)a->trace_events);
@@ -148,6 +152,9 @@ static void json_result(const struct pc_result *x)
     json_num("idle_share", x->idle_share, 0);
     json_num("stall_share", x->stall_share, 0);
     json_num("steal_share", x->steal_share >= 0 ? x->steal_share : NAN, 0);
+    json_num("ack_exits_per_ready", x->ack_exits_per_ready >= 0 ? x->ack_exits_per_ready : NAN, 0);
+    json_num("notifications_per_ready",
+             x->notifications_per_ready >= 0 ? x->notifications_per_ready : NAN, 0);
     printf("\"memory\": \"%s\", \"trace_events\": %llu}", x->memory ? x->memory : "",
            (unsigned long long)x->trace_events);
 }
@@ -158,10 +165,11 @@ static void json_config(const struct pc_opts *o)
     pc_latency_format(&o->latency, lat, sizeof(lat));
     printf("\"config\": {\"vcpus\": %u, \"tasks_per_vcpu\": %u, \"memory_bytes\": %llu, "
            "\"pattern\": \"%s\", \"compute_us\": %.1f, \"accesses\": %llu, \"seed\": %llu, "
-           "\"latency\": \"%s\", \"source\": \"%s\"}",
+           "\"latency\": \"%s\", \"source\": \"%s\", \"transport\": \"%s\"}",
            o->vcpus, o->tasks, (unsigned long long)o->mem_bytes, pattern_name(o->pattern),
            o->compute_us, (unsigned long long)o->accesses, (unsigned long long)o->seed,
-           o->source ? "remote" : lat, o->source ? o->source : "in-process");
+           o->source ? "remote" : lat, o->source ? o->source : "in-process",
+           pc_transport_name(o->transport));
 }
 
 void pc_report_json(const struct pc_opts *o, const struct pc_result *r, int n)

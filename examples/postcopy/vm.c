@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apf/host_mmio.h"
+#include "apf/host_xen.h"
 #include "sim.h"
 #include "support/netio.h"
 #include "support/page.h"
@@ -272,6 +274,26 @@ static int open_source(const struct pc_opts *o, struct pc_sim *s, uint64_t npage
     return 0;
 }
 
+const char *pc_transport_name(enum pc_transport t)
+{
+    static const char *const names[] = {"kvm-x86", "kvm-arm64", "xen", "mmio"};
+    return t <= TRANSPORT_MMIO ? names[t] : "?";
+}
+
+static const struct apf_host_transport_ops *pc_transport_ops(enum pc_transport t)
+{
+    switch (t) {
+    case TRANSPORT_KVM_ARM64:
+        return &apf_host_transport_kvm_arm64; /* the one-slot area with IRQ_ACK */
+    case TRANSPORT_XEN:
+        return &apf_host_transport_xen;
+    case TRANSPORT_MMIO:
+        return &apf_host_transport_mmio; /* x86 kind: #PF with CR2 = token */
+    default:
+        return &apf_host_transport_kvm_x86;
+    }
+}
+
 static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers,
                      struct pc_result *r)
 {
@@ -279,7 +301,7 @@ static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers
         .host =
             {
                 .n_vcpus = o->vcpus,
-                .transport = &apf_host_transport_kvm_x86,
+                .transport = pc_transport_ops(o->transport),
                 .n_workers = workers,
                 .max_outstanding = o->max_outstanding,
                 /* workers with CPUs of their own may poll briefly for the next fault */
@@ -618,12 +640,20 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
     if (have_steal && read_cpu_times(&cpu1, &steal1) && cpu1 > cpu0)
         r->steal_share = (double)(steal1 - steal0) / (double)(cpu1 - cpu0);
     /* The engine's view must agree with the vCPUs' (one counter, two sides). */
-    uint64_t host_async = 0;
+    uint64_t host_async = 0, ack_exits = 0, notifications = 0, readies = 0;
     for (uint32_t c = 0; c < o->vcpus; c++) {
         struct apf_host_vcpu_stats hs;
         apf_host_vcpu_stats(apf_loopback_host(s.lb), c, &hs);
         host_async += hs.faults_async;
+        /* ACK exits: the ACK calls of a transport that waits for them (slot); a ring's
+         * consumer index is read by the host, no exit (its acks count entries released) */
+        if (apf_host_chan_get(apf_loopback_host(s.lb), c)->needs_ack)
+            ack_exits += hs.acks;
+        notifications += hs.notifications;
+        readies += hs.ready_delivered + hs.wake_all_delivered;
     }
+    r->ack_exits_per_ready = readies ? (double)ack_exits / (double)readies : -1;
+    r->notifications_per_ready = readies ? (double)notifications / (double)readies : -1;
     if (!atomic_load(&s.fatal) && host_async != r->faults_async)
         pc_sim_fail(&s, "counters disagree: host injected %llu not-present, vCPUs saw %llu",
                     (unsigned long long)host_async, (unsigned long long)r->faults_async);

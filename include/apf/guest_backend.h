@@ -13,6 +13,8 @@
  * Shipped backends:
  *  - apf_guest_backend_kvm_x86: Linux KVM's MSR interface (context struct apf_guest_kvm_x86);
  *  - apf_guest_backend_kvm_arm64: the arm64 SMCCC design (context struct apf_guest_kvm_arm64);
+ *  - apf_guest_backend_mmio: the apf-mmio register window (apf/guest_mmio.h);
+ *  - apf_guest_backend_xen: Xen HVM/PVH, vcpu_op + VIRQ (apf/guest_xen.h);
  *  - apf_guest_backend_null: always "not supported" (APF off);
  *  - the loopback: the kvm_x86 / kvm_arm64 backends over the loopback's arch hooks.
  * Freestanding.
@@ -246,8 +248,8 @@ struct apf_arm64_arch_ops {
     void (*smccc)(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out[4]);
 };
 
-#if defined(__x86_64__) || defined(DOXYGEN)
-/** The real instructions (inline assembly), for a guest kernel at CPL 0 on x86-64. */
+#if defined(__x86_64__) || defined(__i386__) || defined(DOXYGEN)
+/** The real instructions (inline assembly), for a guest kernel at CPL 0 on x86-64 or i686. */
 APF_API extern const struct apf_x86_arch_ops apf_x86_arch_native;
 #endif
 #if defined(__aarch64__) || defined(DOXYGEN)

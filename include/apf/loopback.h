@@ -4,8 +4,10 @@
  * @brief Both halves in one process: a vCPU model joining libapf-guest to libapf-host.
  *
  * The loopback owns a host engine and its transport frontend (KVM x86 or arm64, the latter
- * with the one-slot area or the ready ring) and gives the guest runtime the matching real
- * backend (apf_guest_backend_kvm_x86 / apf_guest_backend_kvm_arm64) over arch hooks that
+ * with the one-slot area or the ready ring; apf-mmio, apf/host_mmio.h; xen-hvm,
+ * apf/host_xen.h, with the loopback playing Xen's own hypercalls) and gives the guest runtime
+ * the matching real backend (apf_guest_backend_kvm_x86 / apf_guest_backend_kvm_arm64 /
+ * apf_guest_backend_mmio / apf_guest_backend_xen) over arch hooks that
  * call the frontend: the guest's `cpuid`, `wrmsr` and `hvc` reach apf_host_kvm_x86_wrmsr()
  * / apf_host_kvm_arm64_hvc() exactly as a VMM would route them. The host's injections are delivered on the vCPU's own thread: "not
  * present" as an exception at the fault (apf_loopback_fault() calls the runtime's
@@ -41,16 +43,22 @@ struct apf_loopback;
 struct apf_loopback_config {
     /**
      * The engine's configuration, as for apf_host_create(): n_vcpus, transport
-     * (&apf_host_transport_kvm_x86 or &apf_host_transport_kvm_arm64), n_workers,
+     * (&apf_host_transport_kvm_x86, &apf_host_transport_kvm_arm64, &apf_host_transport_mmio
+     * or &apf_host_transport_xen), n_workers,
      * max_outstanding, fallback, worker_spin_ns, trace, alloc, env. Leave `ops` and `ctx`
      * NULL: the loopback supplies them (guest memory, injections, kicks) and calls
      * @ref resolve / @ref submit below.
      */
     struct apf_host_config host;
-    uint32_t ppi; /**< arm64: PPI of "page ready" (16..31); 0 = 20. */
+    /** arm64: PPI of "page ready" (16..31); apf-mmio: its IRQ (1..1023); 0 = 20. */
+    uint32_t ppi;
     /** arm64: ready ring entries the guest backend asks for (a power of two, 2..512;
-     *  0 = the one-slot area with IRQ_ACK). */
+     *  0 = the one-slot area with IRQ_ACK). apf-mmio: ring entries (0 = 256). */
     uint32_t ring_entries;
+    /** apf-mmio only: how "not present" is delivered, an APF_MMIO_NP_* value
+     *  (apf/proto_mmio.h); 0 = #APF_MMIO_NP_X86_PF. The loopback takes the exception at
+     *  the faulting access in every kind; only what it carries differs (CR2 or nothing). */
+    uint32_t mmio_np_kind;
     /** Make a page present (worker thread; see apf_host_ops::resolve). */
     int (*resolve)(void *ctx, uint32_t vcpu, uint64_t gpa);
     /** Start making a page present (see apf_host_ops::submit). */

@@ -7,10 +7,13 @@
 static void native_smccc(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out[4])
 {
     (void)ctx, (void)cpu;
-    register uint64_t x0 __asm__("x0") = in[0];
-    register uint64_t x1 __asm__("x1") = in[1];
-    register uint64_t x2 __asm__("x2") = in[2];
-    register uint64_t x3 __asm__("x3") = in[3];
+    /* Loads first: instrumentation (KASAN, sanitizers) may call out between a register
+     * variable's initialisation and the asm, clobbering x0..x3. */
+    uint64_t a0 = in[0], a1 = in[1], a2 = in[2], a3 = in[3];
+    register uint64_t x0 __asm__("x0") = a0;
+    register uint64_t x1 __asm__("x1") = a1;
+    register uint64_t x2 __asm__("x2") = a2;
+    register uint64_t x3 __asm__("x3") = a3;
     /* SMCCC 1.0 lets the callee clobber x4-x17. */
     __asm__ volatile("hvc #0"
                      : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The real x86-64 instructions behind the kvm_x86 backend's arch hook (CPL 0 only). */
+/* The real x86 instructions behind the kvm_x86 backend's arch hook (CPL 0 only; x86-64 and
+ * i686: the same 32-bit register interface). */
 #include "apf/guest_backend.h"
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__i386__)
 
 static void native_cpuid(void *ctx, uint32_t cpu, uint32_t leaf, uint32_t subleaf,
                          uint32_t regs[4])

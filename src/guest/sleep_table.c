@@ -12,6 +12,7 @@
  * a leak); a wake-all of a CPU returns that CPU's placeholders to the pool.
  */
 #include "guest/runtime.h"
+#include "proto/div64.h"
 
 static inline struct apf__bucket *bucket_of(struct apf_guest *g, uint32_t token)
 {
@@ -38,7 +39,7 @@ void apf__st_init(struct apf_guest *g)
     for (uint32_t c = 0; c < g->cfg.n_cpus; c++)
         g->cpus[c].pool_free = NULL;
     for (uint32_t i = g->cfg.n_placeholders; i-- > 0;) {
-        uint32_t cpu = (uint32_t)((uint64_t)i * ncpu / n);
+        uint32_t cpu = (uint32_t)apf__udiv64((uint64_t)i * ncpu, n);
         struct apf__gcpu *owner = &g->cpus[cpu];
         g->pool[i].cpu = cpu;
         g->pool[i].next = owner->pool_free;

@@ -16,6 +16,10 @@
 
 #include "apf/host_kvm_arm64.h"
 #include "apf/host_kvm_x86.h"
+#include "apf/host_mmio.h"
+#include "apf/guest_mmio.h"
+#include "apf/guest_xen.h"
+#include "apf/host_xen.h"
 #include "apf/host_transport.h"
 #include "apf/loopback.h"
 
@@ -27,6 +31,9 @@ struct lb_vcpu {
     uint32_t np_token;
     uint32_t np_pending;
     uint32_t irq_pending;
+    /* xen-hvm: the VIRQ's event channel on this vCPU (0 = not bound: events are dropped) */
+    uint32_t xen_port;
+    uint32_t xen_upcall_vector;
     /* kicks: any thread. `pending` says a kick arrived; `idle` that the vCPU sleeps in
      * apf_loopback_idle() and must be woken. The pair is the store-buffer pattern: the vCPU
      * stores idle then loads pending, the kicker stores pending then loads idle, all seq_cst,
@@ -49,6 +56,10 @@ struct apf_loopback {
     struct apf_host *host;
     struct apf_host_kvm_x86 *fe_x86;
     struct apf_host_kvm_arm64 *fe_arm64;
+    struct apf_host_mmio *fe_mmio;
+    struct apf_guest_mmio gm;
+    struct apf_host_xen *fe_xen;
+    struct apf_guest_xen gxen;
     struct apf_guest_kvm_x86 gx;
     struct apf_guest_kvm_arm64 ga;
     struct apf_guest *guest;
@@ -99,6 +110,9 @@ static void lb_inject_ready(void *ctx, uint32_t vcpu, uint32_t vector)
 {
     struct apf_loopback *lb = ctx;
     (void)vector;
+    /* Xen: a VIRQ without a bound port goes nowhere (the ring still holds the payload) */
+    if (lb->fe_xen != NULL && lb->vcpus[vcpu].xen_port == 0)
+        return;
     lb->vcpus[vcpu].irq_pending = 1;
 }
 
@@ -159,6 +173,71 @@ static void lb_smccc(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out
 
 static const struct apf_arm64_arch_ops lb_arm64_arch = {lb_smccc};
 
+/* apf-mmio: the guest's loads and stores to the window, routed with the accessing vCPU. */
+static uint32_t lb_mmio_read32(void *ctx, uint32_t cpu, uint32_t offset)
+{
+    struct apf_loopback *lb = ctx;
+    uint32_t v = 0;
+    if (apf_host_mmio_access(lb->fe_mmio, cpu, offset, 4, 0, &v) != 0)
+        v = 0;
+    return v;
+}
+
+static void lb_mmio_write32(void *ctx, uint32_t cpu, uint32_t offset, uint32_t value)
+{
+    struct apf_loopback *lb = ctx;
+    apf_host_mmio_access(lb->fe_mmio, cpu, offset, 4, 1, &value);
+}
+
+static const struct apf_mmio_io_ops lb_mmio_io = {lb_mmio_read32, lb_mmio_write32};
+
+/* xen-hvm: the loopback plays Xen. The APF sub-op goes to the frontend (its argument read
+ * through the bounds-checked accessor); discovery, the upcall vector and the VIRQ binding
+ * are Xen's own, modelled here (argument pointers are this process's addresses). */
+static int64_t lb_xen_hypercall(void *ctx, uint32_t cpu, uint32_t nr, const uint64_t args[5])
+{
+    struct apf_loopback *lb = ctx;
+    struct lb_vcpu *v = &lb->vcpus[cpu];
+    switch (nr) {
+    case APF_XEN_HC_XEN_VERSION:
+        if (args[0] == APF_XEN_XENVER_GET_FEATURES) {
+            struct apf_xen_feature_info *fi = (void *)(uintptr_t)args[1];
+            fi->submap = apf_host_xen_features(fi->submap_idx);
+            return 0;
+        }
+        return -(int64_t)APF_XEN_ENOSYS;
+    case APF_XEN_HC_HVM_OP:
+        if (args[0] == APF_XEN_HVMOP_SET_EVTCHN_UPCALL_VECTOR) {
+            const struct apf_xen_upcall_vector *u = (const void *)(uintptr_t)args[1];
+            if (u->vcpu >= lb->n_vcpus || u->vector < APF_XEN_UPCALL_VECTOR_MIN)
+                return -(int64_t)APF_XEN_EINVAL;
+            lb->vcpus[u->vcpu].xen_upcall_vector = u->vector;
+            return 0;
+        }
+        return -(int64_t)APF_XEN_ENOSYS;
+    case APF_XEN_HC_EVENT_CHANNEL_OP:
+        if (args[0] == APF_XEN_EVTCHNOP_BIND_VIRQ) {
+            struct apf_xen_evtchn_bind_virq *b = (void *)(uintptr_t)args[1];
+            if (b->virq != APF_XEN_VIRQ_APF || b->vcpu != cpu)
+                return -(int64_t)APF_XEN_EINVAL;
+            if (v->xen_port != 0)
+                return -17; /* -EEXIST: already bound on this vCPU */
+            v->xen_port = cpu + 1;
+            b->port = v->xen_port;
+            return 0;
+        }
+        return -(int64_t)APF_XEN_ENOSYS;
+    default: {
+        int64_t ret;
+        if (apf_host_xen_hypercall(lb->fe_xen, cpu, nr, args, &ret) != 0)
+            return -(int64_t)APF_XEN_ENOSYS;
+        return ret;
+    }
+    }
+}
+
+static const struct apf_xen_arch_ops lb_xen_arch = {lb_xen_hypercall};
+
 /* ---- create / destroy ---------------------------------------------------------------------------- */
 
 static bool lb_is_x86(const struct apf_loopback *lb)
@@ -166,13 +245,39 @@ static bool lb_is_x86(const struct apf_loopback *lb)
     return lb->cfg.host.transport == &apf_host_transport_kvm_x86;
 }
 
+static bool lb_is_mmio(const struct apf_loopback *lb)
+{
+    return lb->cfg.host.transport == &apf_host_transport_mmio;
+}
+
+static bool lb_is_xen(const struct apf_loopback *lb)
+{
+    return lb->cfg.host.transport == &apf_host_transport_xen;
+}
+
+/* What the "not present" exception carries: CR2 = token on x86 (KVM, apf-mmio x86 kind);
+ * nothing on the arm64 SDEI event and the arm64 / riscv64 synchronous aborts of apf-mmio
+ * (the guest reads the token from its area). */
+static uint32_t lb_np_hint(const struct apf_loopback *lb, uint32_t token)
+{
+    if (lb_is_x86(lb) || lb_is_xen(lb))
+        return token;
+    if (lb_is_mmio(lb))
+        return lb->gm.np_kind == APF_MMIO_NP_X86_PF ? token : 0;
+    return 0;
+}
+
 int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopback **out)
 {
     if (cfg == NULL || out == NULL)
         return APF_EINVAL;
     const struct apf_host_config *hcfg = &cfg->host;
+    bool mmio = hcfg->transport == &apf_host_transport_mmio;
+    bool xen = hcfg->transport == &apf_host_transport_xen;
     if (hcfg->transport != &apf_host_transport_kvm_x86 &&
-        hcfg->transport != &apf_host_transport_kvm_arm64)
+        hcfg->transport != &apf_host_transport_kvm_arm64 && !mmio && !xen)
+        return APF_EINVAL;
+    if (cfg->mmio_np_kind > APF_MMIO_NP_RISCV_ACCESS_FAULT || (cfg->mmio_np_kind && !mmio))
         return APF_EINVAL;
     if (hcfg->ops != NULL || hcfg->ctx != NULL)
         return APF_EINVAL; /* the loopback's own */
@@ -183,7 +288,7 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
             return APF_EINVAL;
     uint32_t ppi = cfg->ppi ? cfg->ppi : LB_DEFAULT_PPI;
     bool x86 = hcfg->transport == &apf_host_transport_kvm_x86;
-    if (!x86 && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
+    if (!x86 && !mmio && !xen && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
         return APF_EINVAL;
     uint32_t ring = cfg->ring_entries;
     if (ring && (x86 || ring < APF_RING_MIN_ENTRIES || ring > APF_RING_MAX_ENTRIES ||
@@ -223,6 +328,23 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
         if (x86) {
             err = apf_host_kvm_x86_create(lb->host, NULL, &lb->fe_x86);
             apf_guest_kvm_x86_init(&lb->gx, &lb_x86_arch, lb);
+        } else if (xen) {
+            err = apf_host_xen_create(lb->host, NULL, &lb->fe_xen);
+            apf_guest_xen_init(&lb->gxen, &lb_xen_arch, lb);
+            if (ring)
+                lb->gxen.ring_entries = ring;
+            /* the backend context is kernel data Xen reads (the unregister argument) */
+            if (err == 0)
+                err = apf_loopback_add_ram(lb, &lb->gxen, sizeof(lb->gxen));
+        } else if (mmio) {
+            struct apf_host_mmio_config mc = {
+                .irq = ppi,
+                .np_kind = cfg->mmio_np_kind ? cfg->mmio_np_kind : APF_MMIO_NP_X86_PF};
+            err = apf_host_mmio_create(lb->host, &mc, &lb->fe_mmio);
+            apf_guest_mmio_init(&lb->gm, &lb_mmio_io, lb);
+            if (ring)
+                lb->gm.ring_entries = ring;
+            lb->gm.np_kind = mc.np_kind; /* probe reads it again from the window */
         } else {
             err = apf_host_kvm_arm64_create(lb->host, NULL, &lb->fe_arm64);
             for (uint32_t i = 0; err == 0 && i < lb->n_vcpus; i++)
@@ -245,6 +367,8 @@ void apf_loopback_destroy(struct apf_loopback *lb)
         return;
     apf_host_kvm_x86_destroy(lb->fe_x86);
     apf_host_kvm_arm64_destroy(lb->fe_arm64);
+    apf_host_mmio_destroy(lb->fe_mmio);
+    apf_host_xen_destroy(lb->fe_xen);
     apf_host_destroy(lb->host);
     for (uint32_t i = 0; i < lb->n_vcpus; i++) {
         pthread_mutex_destroy(&lb->vcpus[i].lock);
@@ -275,6 +399,12 @@ void apf_loopback_guest_backend(struct apf_loopback *lb, const struct apf_guest_
     if (lb_is_x86(lb)) {
         *ops = &apf_guest_backend_kvm_x86;
         *ctx = &lb->gx;
+    } else if (lb_is_mmio(lb)) {
+        *ops = &apf_guest_backend_mmio;
+        *ctx = &lb->gm;
+    } else if (lb_is_xen(lb)) {
+        *ops = &apf_guest_backend_xen;
+        *ctx = &lb->gxen;
     } else {
         *ops = &apf_guest_backend_kvm_arm64;
         *ctx = &lb->ga;
@@ -347,7 +477,7 @@ int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uin
             return APF_EPROTO;
         v->np_pending = 0;
         /* The injected exception, taken at the faulting instruction. */
-        uint32_t hint = lb_is_x86(lb) ? v->np_token : 0;
+        uint32_t hint = lb_np_hint(lb, v->np_token);
         if (lb->guest && apf_guest_on_exception(lb->guest, vcpu, hint) != 1)
             return APF_EPROTO; /* the guest did not recognise its "not present" */
     } else if (r == APF_FAULT_HALT) {

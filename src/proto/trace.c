@@ -9,6 +9,7 @@
 
 #include "apf/error.h"
 #include "apf/proto.h"
+#include "proto/div64.h"
 #include "proto/hashmap.h"
 #include "proto/strbuf.h"
 
@@ -98,7 +99,7 @@ static bool parse_u64(const char *s, size_t n, int base, uint64_t max, uint64_t 
             d = (uint64_t)(ch - 'A' + 10);
         else
             return false;
-        if (v > (max - d) / (uint64_t)base)
+        if (v > apf__udiv64(max - d, (uint64_t)base))
             return false;
         v = v * (uint64_t)base + d;
     }
