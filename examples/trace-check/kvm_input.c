@@ -137,6 +137,12 @@ int tc_kvm_check(char *buf, size_t len, uint32_t format, unsigned long max_out, 
             skipped++;
             continue;
         }
+        if (prc != 0 && strstr(in.line[i], "[LOST ") && strstr(in.line[i], " EVENTS]")) {
+            fprintf(stderr, "apf-trace-check: line %zu: events lost (the trace buffer "
+                    "overflowed; record with a larger buffer_size_kb): cannot check: %s\n",
+                    i + 1, in.line[i]);
+            goto out;
+        }
         if (prc != 0) {
             fprintf(stderr, "apf-trace-check: line %zu: not a %s tracepoint line: %s\n", i + 1,
                     format_name(format), in.line[i]);
