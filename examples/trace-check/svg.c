@@ -20,7 +20,7 @@
 #include "trace_check.h"
 
 #define MAX_LANES 64u
-#define MAX_DRAWN 20000u
+#define MAX_DRAWN 4000u
 #define LEFT 150
 #define TOP 90
 #define BAND 86
@@ -160,7 +160,7 @@ int tc_svg_write(const char *path, const struct line *lines, size_t n, size_t fa
     for (size_t i = 0; i < drawn; i++)
         if (lines[i].ev.vcpu + 1 > lanes)
             lanes = lines[i].ev.vcpu + 1 > MAX_LANES ? MAX_LANES : lines[i].ev.vcpu + 1;
-    double step = drawn ? 16000.0 / (double)drawn : 16;
+    double step = drawn ? 8000.0 / (double)drawn : 16;
     step = step > 22 ? 22 : step < 1.5 ? 1.5 : step;
     double width = LEFT + 60 + (double)drawn * step;
     if (width < 900)
@@ -176,7 +176,7 @@ int tc_svg_write(const char *path, const struct line *lines, size_t n, size_t fa
                "y=\"20\" font-size=\"15\" font-weight=\"bold\">");
     esc(f, title);
     fprintf(f, ": %zu events%s</text>\n", n,
-            drawn < n ? " (the first 20000 drawn)" : "");
+            drawn < n ? " (the first 4000 drawn)" : "");
     /* lanes */
     for (uint32_t v = 0; v < lanes; v++) {
         double y = TOP + v * BAND;
@@ -189,12 +189,20 @@ int tc_svg_write(const char *path, const struct line *lines, size_t n, size_t fa
         fprintf(f, "<line x1=\"%d\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#d5d8dc\"/>\n",
                 LEFT, y + 60, width, y + 60);
     }
-    /* time axis: the time of every ~120 px */
-    uint64_t t0 = drawn ? lines[0].ev.time_ns : 0;
+    /* time axis: every ~120 px, the time of the next event that has one (emitters without
+     * a clock write 0), relative to the first such event */
+    uint64_t t0 = 0;
+    for (size_t i = 0; i < drawn && !t0; i++)
+        t0 = lines[i].ev.time_ns;
     size_t every = (size_t)(120 / step) + 1;
     for (size_t i = 0; i < drawn; i += every) {
-        double x = x_at(i, step);
-        double ms = (double)(lines[i].ev.time_ns - (lines[i].ev.time_ns >= t0 ? t0 : 0)) / 1e6;
+        size_t j = i;
+        while (j < drawn && j < i + every && lines[j].ev.time_ns == 0)
+            j++;
+        if (j >= drawn || j >= i + every || lines[j].ev.time_ns < t0)
+            continue;
+        double x = x_at(j, step);
+        double ms = (double)(lines[j].ev.time_ns - t0) / 1e6;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#eeeeee\"/>"
                    "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"#555\">%.3f ms</text>\n",
                 x, TOP - 8, x, (double)(TOP + lanes * BAND), x, TOP - 12, ms);
@@ -276,19 +284,19 @@ int tc_svg_write(const char *path, const struct line *lines, size_t n, size_t fa
                     e->arg);
         fputs("</g>\n", f);
     }
-    if (fail_at < drawn) {
-        double x = x_at(fail_at, step);
-        fprintf(f, "<g class=\"violation\"><line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.0f\" "
-                   "stroke=\"#e74c3c\" stroke-width=\"2\" stroke-dasharray=\"4 3\"/>"
-                   "<text x=\"10\" y=\"42\" fill=\"#e74c3c\" font-weight=\"bold\">first "
-                   "violation (line %lu): ",
-                x, TOP - 4, x, (double)(TOP + lanes * BAND), lines[fail_at].no);
-        esc(f, error ? error : "");
-        fputs("</text></g>\n", f);
-    } else if (fail_at != n && error && *error) {
-        fputs("<text x=\"10\" y=\"42\" fill=\"#e74c3c\" font-weight=\"bold\">", f);
+    if (error && *error) {
+        fputs("<g class=\"violation\">", f);
+        if (fail_at < drawn)
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#e74c3c\" "
+                       "stroke-width=\"2\" stroke-dasharray=\"4 3\"/>",
+                    x_at(fail_at, step), TOP - 4, x_at(fail_at, step),
+                    (double)(TOP + lanes * BAND));
+        fputs("<text x=\"10\" y=\"42\" fill=\"#e74c3c\" font-weight=\"bold\">first violation", f);
+        if (fail_at < n)
+            fprintf(f, " (line %lu)", lines[fail_at].no);
+        fputs(": ", f);
         esc(f, error);
-        fputs("</text>\n", f);
+        fputs("</text></g>\n", f);
     } else {
         fputs("<text x=\"10\" y=\"42\" fill=\"#1e8449\">no violation</text>\n", f);
     }
@@ -323,4 +331,74 @@ int tc_svg_write(const char *path, const struct line *lines, size_t n, size_t fa
         return -1;
     }
     return 0;
+}
+
+int tc_svg_from_file(const char *trace_path)
+{
+    FILE *in = fopen(trace_path, "r");
+    if (!in)
+        return 1; /* no trace written (e.g. the apf mode did not run): nothing to draw */
+    struct line *lines = NULL;
+    size_t n = 0, cap = 0, fail_at = SIZE_MAX;
+    uint32_t max_vcpu = 0;
+    char *buf = NULL, *svg = NULL;
+    size_t bufcap = 0;
+    ssize_t len;
+    unsigned long no = 0;
+    int rc = -1;
+    void *mem = NULL;
+    while ((len = getline(&buf, &bufcap, in)) >= 0) {
+        no++;
+        size_t k = 0;
+        while (k < (size_t)len && (buf[k] == ' ' || buf[k] == '\t'))
+            k++;
+        if (k == (size_t)len || buf[k] == '#' || buf[k] == '\n')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            struct line *g = realloc(lines, cap * sizeof(*g));
+            if (!g)
+                goto out;
+            lines = g;
+        }
+        if (apf_trace_parse(buf, (size_t)len, &lines[n].ev) != 0) {
+            fprintf(stderr, "%s: line %lu: not a trace event\n", trace_path, no);
+            goto out;
+        }
+        lines[n].no = no;
+        max_vcpu = lines[n].ev.vcpu > max_vcpu ? lines[n].ev.vcpu : max_vcpu;
+        n++;
+    }
+    if (max_vcpu >= 65536)
+        goto out;
+    /* the first violation, to mark it (the trace's own windows; ring queues up to 65536) */
+    size_t size = apf_trace_checker_size_windowed(max_vcpu + 1, 4096, 65536);
+    mem = size ? aligned_alloc(64, (size + 63) & ~(size_t)63) : NULL;
+    struct apf_trace_checker *c =
+        mem ? apf_trace_checker_init_windowed(mem, size, max_vcpu + 1, 4096, 65536) : NULL;
+    if (!c)
+        goto out;
+    for (size_t i = 0; i < n && fail_at == SIZE_MAX; i++)
+        if (apf_trace_checker_feed(c, &lines[i].ev) != 0)
+            fail_at = i;
+    if (fail_at == SIZE_MAX && apf_trace_checker_finish(c) != 0)
+        fail_at = n;
+    size_t plen = strlen(trace_path);
+    svg = malloc(plen + 5);
+    if (!svg)
+        goto out;
+    memcpy(svg, trace_path, plen);
+    memcpy(svg + plen, ".svg", 5);
+    rc = tc_svg_write(svg, lines, n, fail_at == SIZE_MAX ? n : fail_at,
+                      fail_at == SIZE_MAX ? "" : apf_trace_checker_error(c),
+                      "libapf protocol trace");
+out:
+    if (rc < 0)
+        fprintf(stderr, "%s: no timeline written\n", trace_path);
+    fclose(in);
+    free(buf);
+    free(lines);
+    free(mem);
+    free(svg);
+    return rc;
 }

@@ -33,4 +33,9 @@ int tc_kvm_check(char *buf, size_t len, uint32_t format, unsigned long max_out, 
 int tc_svg_write(const char *path, const struct line *lines, size_t n, size_t fail_at,
                  const char *error, const char *title);
 
+/** Draws the libapf-format trace in @p trace_path as "<trace_path>.svg", the first
+ *  violation (by the checker, windows as the trace says) marked. Returns 0; 1 if
+ *  @p trace_path does not exist (nothing to draw); -1 (message printed) on an error. */
+int tc_svg_from_file(const char *trace_path);
+
 #endif
