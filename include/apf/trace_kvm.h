@@ -78,7 +78,7 @@ struct apf_trace_kvm_record {
     uint8_t has_error;  /**< inj_exception: an error code was printed. */
     uint8_t reinjected; /**< inj_exception: "[reinjected]". */
     uint8_t write;      /**< kvm_msr: 1 write, 0 read. */
-    uint8_t gp;         /**< kvm_msr: the access raised #GP (refused). */
+    uint8_t gp;         /**< kvm_msr: the access raised \#GP (refused). */
     uint8_t format;     /**< #APF_TRACE_FORMAT_KVM_TRACEFS or _REPORT (by the flags column). */
 };
 
@@ -98,7 +98,7 @@ struct apf_trace_kvm;
 struct apf_trace_kvm_stats {
     uint64_t lines[10];        /**< Records fed, by #apf_trace_kvm_tp. */
     uint64_t events;           /**< Protocol events produced. */
-    uint64_t np_delivered;     /**< not_present followed by its #PF: host.np. */
+    uint64_t np_delivered;     /**< not_present followed by its \#PF: host.np. */
     uint64_t np_halted;        /**< not_present not delivered: artificial halt (host.halt). */
     uint64_t halt_wakes;       /**< kvm_async_pf_ready ending an artificial halt (no event). */
     uint64_t sync_fallbacks;   /**< try_async without async work: host.sync. */
@@ -111,7 +111,7 @@ struct apf_trace_kvm_stats {
     uint64_t covered_readies;
     /** ACKs with no KVM "page ready" in flight (another host's, e.g. a VMM's, or spurious). */
     uint64_t acks_unmatched;
-    uint64_t pf_other;         /**< #PF injections that are not a KVM "not present". */
+    uint64_t pf_other;         /**< \#PF injections that are not a KVM "not present". */
     uint64_t readies_dropped;  /**< kvm_async_pf_ready for work dropped by a disable. */
 };
 
@@ -164,7 +164,7 @@ APF_API struct apf_trace_kvm *apf_trace_kvm_init(void *mem, size_t size, uint32_
 /**
  * @brief Bind a thread to a vCPU index (from `kvm_entry`'s vcpu_id, known before the
  * translation, e.g. by a first pass). Threads not bound take the lowest free index the
- * first time they emit a vCPU-side event (not_present, ready, try, repeated, #PF, msr).
+ * first time they emit a vCPU-side event (not_present, ready, try, repeated, \#PF, msr).
  * @param k The translator.
  * @param pid The thread.
  * @param vcpu The vCPU index (< max_vcpus).
@@ -174,7 +174,7 @@ APF_API int apf_trace_kvm_bind(struct apf_trace_kvm *k, uint32_t pid, uint32_t v
 
 /**
  * @brief Feed the next parsed line (in trace order) and get the protocol events it settles.
- * A "not present" is settled by what follows it on its vCPU (its #PF injection: host.np;
+ * A "not present" is settled by what follows it on its vCPU (its \#PF injection: host.np;
  * anything else: the artificial halt, host.halt), so events can come one line late.
  * @param k The translator.
  * @param rec A record apf_trace_kvm_parse() returned 0 for.
