@@ -295,6 +295,13 @@ int tc_kvm_check(char *buf, size_t len, uint32_t format, unsigned long max_out, 
     struct apf_trace_kvm_stats st;
     apf_trace_kvm_stats(k, &st);
     uint32_t w = apf_trace_checker_window(c, 0);
+    if (n_evs == 0) {
+        printf("apf-trace-check: Linux KVM trace (%s): %lu tracepoint lines read, %lu of other "
+               "tracepoints skipped; no protocol events (KVM's own APF was not used): "
+               "consistent\n", format_name(format), records, skipped);
+        rc = 0;
+        goto out;
+    }
     printf("apf-trace-check: Linux KVM trace (%s): %lu tracepoint lines read, %lu of other "
            "tracepoints skipped; %zu protocol events, %zu vCPU threads: consistent (window %u%s)\n",
            format_name(format), records, skipped, n_evs, uniq, w,

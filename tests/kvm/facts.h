@@ -62,6 +62,11 @@ struct vmm_facts {
     int kvm_svr_ok;
     uint64_t end_en, end_int; /* KVM_GET_MSRS after the guest exited */
     int end_msrs_ok;
+    /* who holds the APF MSRs: "KVM" (KVM_GET_MSRS) or "libapf-host" (its frontend, behind
+     * KVM's MSR filter); get_msrs reads them (NULL: KVM_GET_MSRS) */
+    const char *host_name;
+    int (*get_msrs)(void *ctx, const uint32_t *index, uint64_t *value, int n);
+    void *get_msrs_ctx;
     /* guest reports */
     int boot;
     uint32_t lapic_mode, svr, apic_id;
