@@ -305,8 +305,8 @@ void facts_print_summary(const struct vmm_facts *f, const struct vmm_remote *rem
                 f->end_en, f->end_int);
     fprintf(out,
             "remote slot: %" PRIu64 " userfaultfd faults (raised by the vCPU thread %" PRIu64
-            ", by another thread %" PRIu64 "%s), %" PRIu64 " pages copied by the simulated"
-            " host; %" PRIu64 " copies, %" PRIu64 " raced, %" PRIu64 " errors\n",
+            ", by another thread %" PRIu64 "%s), %" PRIu64 " pages copied by libapf-host's completion"
+            " thread; %" PRIu64 " copies, %" PRIu64 " raced, %" PRIu64 " errors\n",
             rs->faults, rs->from_vcpu, rs->from_other,
             remote->thread_ids ? "" : ", thread ids unavailable", rs->sim_copies, rs->copies,
             rs->raced, rs->errors);

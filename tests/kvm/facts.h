@@ -95,7 +95,7 @@ struct vmm_facts {
     uint32_t n_pf;
     struct facts_phase phase[GABI_PHASES]; /* indexed by GABI_PHASE_* */
     uint32_t cur_phase;
-    /* simulated host */
+    /* libapf-host phase (--host libapf) */
     int sim_enabled;
     uint32_t sim_tokens[FACTS_MAX_PF]; /* tokens it injected, in order */
     uint32_t n_sim_tokens;
@@ -115,13 +115,13 @@ struct vmm_facts {
  * so KVM vCPU ioctls (KVM_GET_MSRS) are safe here. */
 void facts_on_report(struct vmm_facts *f, struct vmm_vm *vm, const struct gabi_report *r,
                      FILE *out);
-/* The simulated host answered an announce of @p gpa with @p token (0: no event). */
+/* libapf-host answered an announce of @p gpa with @p token (0: no event). */
 void facts_on_announce(struct vmm_facts *f, uint64_t gpa, int64_t token, FILE *out);
 /* Print the summary. */
 void facts_print_summary(const struct vmm_facts *f, const struct vmm_remote *remote,
                          const struct vmm_remote_stats *rs, FILE *out);
 /* Whether KVM itself delivered any "not present" (the hardware KVM path): during the
- * APF-on phase, not counting the simulated host's. */
+ * APF-on phase, not counting libapf-host's. */
 int facts_not_present_seen(const struct vmm_facts *f);
 /* Check every fact the run must show; print one line per check. Returns failures. */
 int facts_check(const struct vmm_facts *f, const struct vmm_remote_stats *rs, FILE *out);
