@@ -193,7 +193,7 @@ int tc_kvm_check(char *buf, size_t len, uint32_t format, unsigned long max_out, 
         goto out;
     }
     uint32_t max_vcpus = (uint32_t)nv;
-    uint32_t kout = max_out > 4096 ? 4096 : (uint32_t)max_out;
+    uint32_t kout = max_out > 1024 ? 1024 : (uint32_t)max_out; /* KVM queues 64 per vCPU */
     size_t ksize = apf_trace_kvm_size(max_vcpus, kout);
     kmem = ksize ? aligned_alloc(64, (ksize + 63) & ~(size_t)63) : NULL;
     struct apf_trace_kvm *k =

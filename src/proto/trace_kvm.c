@@ -420,6 +420,7 @@ struct vcpu {
     uint8_t state;      /* enum apf_state */
     uint8_t try_pending, tok_lo_known, used;
     uint32_t tok_lo, vcpu_id_known, vcpu_id;
+    uint32_t active_at; /* index in apf_trace_kvm::active while n > 0 */
     uint64_t try_gva, try_gfn, try_time;
 };
 
@@ -432,6 +433,8 @@ struct apf_trace_kvm {
     int failed;
     struct vcpu *v;
     struct thread *t;
+    uint32_t *active; /* the vCPUs with live faults (completions search only these) */
+    uint32_t n_active;
     struct apf_trace_kvm_stats st;
     struct apf_trace_event *out;
     uint32_t n_out;
@@ -447,7 +450,7 @@ static bool sizes(uint32_t max_vcpus, uint32_t max_out, size_t *vs, size_t *ts, 
         return false;
     size_t head = (sizeof(struct apf_trace_kvm) + 7) & ~(size_t)7;
     *vs = (size_t)max_vcpus * sizeof(struct vcpu);
-    *ts = (size_t)max_vcpus * sizeof(struct thread);
+    *ts = (size_t)max_vcpus * (sizeof(struct thread) + sizeof(uint32_t));
     uint64_t f = (uint64_t)max_vcpus * max_out * sizeof(struct fault);
     if (f > (uint64_t)SIZE_MAX / 2)
         return false;
@@ -482,6 +485,7 @@ struct apf_trace_kvm *apf_trace_kvm_init(void *mem, size_t size, uint32_t max_vc
     k->flags = flags;
     k->v = (struct vcpu *)(void *)(p + head);
     k->t = (struct thread *)(void *)(p + head + vs);
+    k->active = (uint32_t *)(void *)(p + head + vs + (size_t)max_vcpus * sizeof(struct thread));
     struct fault *f = (struct fault *)(void *)(p + ((head + vs + ts + 7) & ~(size_t)7));
     for (uint32_t i = 0; i < max_vcpus; i++) {
         k->v[i].f = f + (size_t)i * max_outstanding;
@@ -555,7 +559,7 @@ static int64_t vcpu_of(struct apf_trace_kvm *k, uint32_t pid)
     return -1;
 }
 
-static void remove_fault(struct vcpu *s, uint32_t i)
+static void remove_fault(struct apf_trace_kvm *k, struct vcpu *s, uint32_t i)
 {
     s->f[i] = s->f[s->n - 1];
     if (s->pending == (int32_t)(s->n - 1))
@@ -563,6 +567,11 @@ static void remove_fault(struct vcpu *s, uint32_t i)
     else if (s->pending == (int32_t)i)
         s->pending = -1;
     s->n--;
+    if (s->n == 0) { /* leaves the active list */
+        uint32_t last = k->active[--k->n_active];
+        k->active[s->active_at] = last;
+        k->v[last].active_at = s->active_at;
+    }
 }
 
 static void implied_enable(struct apf_trace_kvm *k, uint32_t v, uint64_t time, bool wake_all)
@@ -651,7 +660,10 @@ static int on_not_present(struct apf_trace_kvm *k, uint32_t v,
                         .token = (uint32_t)r->token, .gen = s->gen, .state = F_PENDING,
                         .gfn_known = gfn_known};
     s->pending = (int32_t)s->n;
-    s->n++;
+    if (s->n++ == 0) { /* joins the active list */
+        s->active_at = k->n_active;
+        k->active[k->n_active++] = v;
+    }
     return 0;
 }
 
@@ -725,7 +737,7 @@ static int on_ready(struct apf_trace_kvm *k, uint32_t v, const struct apf_trace_
         emit(k, APF_TRACE_HOST_READY, v, r->time_ns, f->token, f->gva, (int32_t)s->vector);
         break;
     }
-    remove_fault(s, i);
+    remove_fault(k, s, i);
     return 0;
 }
 
@@ -733,7 +745,8 @@ static int on_completed(struct apf_trace_kvm *k, const struct apf_trace_kvm_reco
 {
     struct fault *best = NULL;
     uint32_t bv = 0;
-    for (uint32_t v = 0; v < k->max_vcpus; v++) {
+    for (uint32_t a = 0; a < k->n_active; a++) {
+        uint32_t v = k->active[a];
         struct vcpu *s = &k->v[v];
         for (uint32_t i = 0; i < s->n; i++) {
             struct fault *f = &s->f[i];
