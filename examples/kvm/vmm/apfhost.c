@@ -40,6 +40,8 @@ struct vmm_apfhost {
     int started, stop;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_cond_t kick_cond; /* a halted vCPU waits here for a kick */
+    int kick_seen;            /* under lock: a kick since the halted vCPU last looked */
     struct work q[QUEUE];
     uint32_t q_head, q_len;
     struct vmm_apfhost_stats st; /* announced..acks under lock where shared */
@@ -113,6 +115,10 @@ static void kick(void *c, uint32_t vcpu)
     atomic_store(&s->kicked, 1);
     __atomic_store_n(&s->vm->run->immediate_exit, 1, __ATOMIC_RELEASE);
     pthread_kill(s->vcpu_thread, SIGUSR1);
+    pthread_mutex_lock(&s->lock); /* not an engine lock: no order against the engine's */
+    s->kick_seen = 1;
+    pthread_cond_signal(&s->kick_cond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void submit(void *c, uint32_t vcpu, uint32_t token, uint64_t gpa)
@@ -180,6 +186,7 @@ int vmm_apfhost_create(struct vmm_apfhost **out, struct vmm_vm *vm, struct vmm_r
     s->vcpu_thread = pthread_self();
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    pthread_cond_init(&s->kick_cond, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_kick_signal; /* no SA_RESTART: the signal ends KVM_RUN with EINTR */
@@ -265,8 +272,15 @@ int64_t vmm_apfhost_on_announce(struct vmm_apfhost *s, uint64_t gpa)
         return s->last_token;
     case APF_FAULT_HALT:
         s->st.halt++;
-        while (apf_host_vcpu_halted(s->h, 0) == 1)
-            vmm_sleep_us(100); /* the completion thread is at work */
+        /* Wait for the completion: each kick, ask the engine again (never under our lock:
+         * the engine calls kick with its own locks held). */
+        while (apf_host_vcpu_halted(s->h, 0) == 1) {
+            pthread_mutex_lock(&s->lock);
+            while (!s->kick_seen)
+                pthread_cond_wait(&s->kick_cond, &s->lock);
+            s->kick_seen = 0;
+            pthread_mutex_unlock(&s->lock);
+        }
         return 0;
     default:
         s->st.sync++;
@@ -310,6 +324,7 @@ void vmm_apfhost_destroy(struct vmm_apfhost *s)
     apf_host_kvm_x86_destroy(s->fe);
     apf_host_destroy(s->h);
     pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->kick_cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
