@@ -793,7 +793,9 @@ static void on_msr(struct apf_trace_kvm *k, uint32_t v, const struct apf_trace_k
         s->vector = (uint32_t)(r->address & 0xff);
     } else if (r->msr == APF_KVM_MSR_ASYNC_PF_EN) {
         settle_np(k, v);
-        if (r->address & 1) {
+        /* On only with ENABLED and DELIVERY_AS_INT (KVM since 5.10): bit 0 alone is off. */
+        if ((r->address & (APF_EN_ENABLED | APF_EN_DELIVERY_AS_INT)) ==
+            (APF_EN_ENABLED | APF_EN_DELIVERY_AS_INT)) {
             /* (re-)enable: KVM queues a wake-all; faults delivered before are covered by it */
             s->state = S_ON;
             s->gen++;

@@ -372,6 +372,14 @@ START_TEST(translate_violations_and_limits)
                      APF_ENOSPC);
     free(t.mem);
 
+    /* EN with ENABLED but without DELIVERY_AS_INT is off (KVM since 5.10) */
+    tx_init(&t, 1, 2, APF_TRACE_KVM_ACK_VISIBLE);
+    ck_assert_int_eq(tx_line(&t, V0("kvm_msr", "msr_write 4b564d02 = 0x7f001")), 0);
+    expect(&t, 0, APF_TRACE_HOST_DISABLE, 0, 0, 0);
+    ck_assert_int_eq(tx_line(&t, V0("kvm_msr", "msr_write 4b564d02 = 0x7f009")), 0);
+    expect(&t, 1, APF_TRACE_HOST_ENABLE, 0, 0, 9);
+    free(t.mem);
+
     /* one vCPU thread at most */
     tx_init(&t, 1, 2, 0);
     ck_assert_int_eq(tx_line(&t, V0("kvm_entry", "vcpu 0")), 0);
