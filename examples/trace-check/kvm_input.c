@@ -324,7 +324,7 @@ int tc_kvm_check(char *buf, size_t len, uint32_t format, unsigned long max_out, 
                "\"one page ready in flight\" not checked\n");
     rc = 0;
 out:
-    if (svg && evs && rc != 2) {
+    if (svg && rc != 2) {
         char title[128];
         snprintf(title, sizeof(title), "Linux KVM trace (%s)", format_name(format));
         if (tc_svg_write(svg, evs, n_evs, fail_at == SIZE_MAX ? n_evs : fail_at, fail_msg,
