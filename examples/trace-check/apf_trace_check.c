@@ -62,7 +62,8 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: apf-trace-check [--max-outstanding N] [--window N] [FILE]\n"
+            printf("usage: apf-trace-check [--max-outstanding N] [--window N] [--format F]\n"
+                   "                       [--svg OUT] [FILE]\n"
                    "  --max-outstanding N  most faults outstanding per vCPU (1..65536, 4096)\n"
                    "  --window N           \"page ready\" window of every vCPU: 0 unthrottled,\n"
                    "                       1 slot + ACK, N ring of N entries (default: 1, or\n"
