@@ -19,6 +19,7 @@
 #include "postcopy.h"
 #include "support/page.h"
 #include "support/source_server.h"
+#include "trace_check.h" /* examples/trace-check: the --trace timeline */
 
 static const char usage[] =
     "usage: apf-postcopy [options]\n"
@@ -51,7 +52,8 @@ static const char usage[] =
     "                       on when there are more CPUs than vCPUs)\n"
     "  --sweep latency|tasks  run a series and report throughput and latency hidden\n"
     "  --plot FILE          with --sweep: FILE.svg, or FILE.png (needs gnuplot)\n"
-    "  --trace FILE         write the APF protocol trace (apf mode) and check it\n"
+    "  --trace FILE         write the APF protocol trace (apf mode) and check it;\n"
+    "                       FILE.svg: its per-vCPU timeline\n"
     "  --json               print JSON instead of the table\n"
     "  --progress | --no-progress  progress line on stderr (default: on a terminal)\n"
     "  --help, --version\n"
@@ -439,6 +441,8 @@ int main(int argc, char **argv)
     struct pc_result r[MODE_COUNT];
     int n;
     int failed = run_modes(&o, r, &n);
+    if (o.trace && tc_svg_from_file(o.trace) < 0) /* FILE.svg: the trace's timeline */
+        failed = 1;
     if (o.json)
         pc_report_json(&o, r, n);
     else

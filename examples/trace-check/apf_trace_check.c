@@ -3,11 +3,16 @@
  * apf-trace-check: checks a protocol trace in libapf's text format (apf/trace.h) against
  * the protocol's invariants, for any implementation that writes the format.
  *
- *   apf-trace-check [--max-outstanding N] [--window N] [FILE]     (stdin without FILE)
+ *   apf-trace-check [--max-outstanding N] [--window N] [--format F] [--svg OUT] [FILE]
+ *                                                                  (stdin without FILE)
  *
  * --window N checks every vCPU with a "page ready" window of N (0 = unthrottled, 1 = slot +
  * ACK, N = a ready ring of N entries) whatever the trace's host.transport events say;
  * without it, each vCPU has window 1 until its host.transport event says otherwise.
+ *
+ * --format apf|kvm|auto (default auto): libapf's format, or Linux KVM's tracepoint text
+ * (tracefs or `trace-cmd report`, kvm_input.c, docs/kvm-traces.md). --svg OUT writes the
+ * trace as a per-vCPU timeline (svg.c).
  *
  * Lines starting with '#' and empty lines are skipped. Exit status: 0 the trace is
  * consistent, 1 a violation (printed with its line), 2 bad usage, an unreadable line, or a
@@ -21,17 +26,15 @@
 
 #include "apf/error.h"
 #include "apf/trace.h"
-
-struct line {
-    struct apf_trace_event ev;
-    unsigned long no;
-};
+#include "apf/trace_kvm.h"
+#include "trace_check.h"
 
 int main(int argc, char **argv)
 {
     const char *path = NULL;
     unsigned long max_out = 4096;
     long window = -1; /* -1: as the trace says (default 1) */
+    const char *svg = NULL, *format_opt = "auto";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--max-outstanding") == 0 && i + 1 < argc) {
             char *end;
@@ -49,12 +52,25 @@ int main(int argc, char **argv)
                 return 2;
             }
             window = (long)w;
+        } else if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc) {
+            svg = argv[++i];
+        } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+            format_opt = argv[++i];
+            if (strcmp(format_opt, "apf") && strcmp(format_opt, "kvm") &&
+                strcmp(format_opt, "auto")) {
+                fprintf(stderr, "apf-trace-check: --format must be apf, kvm or auto\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: apf-trace-check [--max-outstanding N] [--window N] [FILE]\n"
+            printf("usage: apf-trace-check [--max-outstanding N] [--window N] [--format F]\n"
+                   "                       [--svg OUT] [FILE]\n"
                    "  --max-outstanding N  most faults outstanding per vCPU (1..65536, 4096)\n"
                    "  --window N           \"page ready\" window of every vCPU: 0 unthrottled,\n"
                    "                       1 slot + ACK, N ring of N entries (default: 1, or\n"
-                   "                       what the trace's host.transport events say)\n");
+                   "                       what the trace's host.transport events say)\n"
+                   "  --format F           apf, kvm (Linux KVM tracepoints: tracefs or\n"
+                   "                       trace-cmd report text) or auto (default)\n"
+                   "  --svg OUT            write the trace as a per-vCPU timeline (SVG)\n");
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "apf-trace-check: unknown option '%s'\n", argv[i]);
@@ -66,11 +82,35 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    FILE *f = path && strcmp(path, "-") ? fopen(path, "r") : stdin;
-    if (f == NULL) {
+    FILE *in = path && strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (in == NULL) {
         fprintf(stderr, "apf-trace-check: %s: %s\n", path, strerror(errno));
         return 2;
     }
+    /* The whole input, to tell its format; libapf's format is then read from memory. */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *f = NULL;
+    if (tc_slurp(in, &text, &text_len) != 0) {
+        fprintf(stderr, "apf-trace-check: cannot read the input\n");
+        if (in != stdin)
+            fclose(in);
+        return 2;
+    }
+    if (in != stdin)
+        fclose(in);
+    uint32_t format = strcmp(format_opt, "apf") == 0 ? APF_TRACE_FORMAT_APF
+                                                     : tc_detect(text, text_len);
+    if (strcmp(format_opt, "kvm") == 0 && format != APF_TRACE_FORMAT_KVM_REPORT)
+        format = APF_TRACE_FORMAT_KVM_TRACEFS;
+    if (format != APF_TRACE_FORMAT_APF) {
+        int krc = tc_kvm_check(text, text_len, format, max_out, window, svg);
+        free(text);
+        return krc;
+    }
+    size_t fail_at = SIZE_MAX;
+    struct apf_trace_checker *c = NULL;
+    f = text_len ? fmemopen(text, text_len, "r") : NULL;
     /* Read everything first: the checker is sized by the number of vCPUs in the trace. */
     int rc = 2;
     void *mem = NULL;
@@ -85,7 +125,7 @@ int main(int argc, char **argv)
     size_t bufcap = 0;
     ssize_t len;
     unsigned long no = 0;
-    while ((len = getline(&buf, &bufcap, f)) >= 0) {
+    while (f && (len = getline(&buf, &bufcap, f)) >= 0) {
         no++;
         size_t k = 0;
         while (k < (size_t)len && (buf[k] == ' ' || buf[k] == '\t'))
@@ -121,8 +161,7 @@ int main(int argc, char **argv)
     size_t size = apf_trace_checker_size_windowed(max_vcpu + 1, (uint32_t)max_out,
                                                   (uint32_t)max_window);
     mem = size ? aligned_alloc(64, (size + 63) & ~(size_t)63) : NULL;
-    struct apf_trace_checker *c =
-        mem ? apf_trace_checker_init_windowed(mem, size, max_vcpu + 1, (uint32_t)max_out,
+    c = mem ? apf_trace_checker_init_windowed(mem, size, max_vcpu + 1, (uint32_t)max_out,
                                               (uint32_t)max_window)
             : NULL;
     if (c == NULL) {
@@ -142,11 +181,13 @@ int main(int argc, char **argv)
         }
         if (err != 0) {
             printf("apf-trace-check: line %lu: %s\n", lines[i].no, apf_trace_checker_error(c));
+            fail_at = i;
             goto out;
         }
     }
     if (apf_trace_checker_finish(c) != 0) {
         printf("apf-trace-check: %s\n", apf_trace_checker_error(c));
+        fail_at = n;
         goto out;
     }
     uint32_t wmin = UINT32_MAX, wmax = 0;
@@ -163,8 +204,13 @@ int main(int argc, char **argv)
                max_vcpu + 1, wmin, wmax);
     rc = 0;
 out:
-    if (f != stdin)
+    if (svg && rc != 2 && tc_svg_write(svg, lines, n, fail_at == SIZE_MAX ? n : fail_at,
+                                       c ? apf_trace_checker_error(c) : "",
+                                       "libapf protocol trace") != 0)
+        rc = 2;
+    if (f)
         fclose(f);
+    free(text);
     free(buf);
     free(lines);
     free(mem);

@@ -29,14 +29,14 @@
 /* ---- ports ----------------------------------------------------------------------------- */
 #define GABI_PORT_REPORT 0x0510u /* outl: guest-physical address of a struct gabi_report */
 #define GABI_PORT_EXIT 0x0511u   /* outl: the guest's exit status (0 = all steps ran) */
-/* outl, interrupts on: "I am about to read this remote page" (simulated-host phase only).
+/* outl, interrupts on: "I am about to read this remote page" (libapf-host phase only).
  * The VMM may answer with a "not present" #PF injected right after the instruction. */
 #define GABI_PORT_ANNOUNCE 0x0512u
 
 /* ---- boot parameters (VMM -> guest, at GABI_BOOT_INFO; the guest also gets it in RDI) --- */
 #define GABI_BOOT_MAGIC 0x4b474142u  /* "BAGK" */
 #define GABI_BOOT_NO_APF (1u << 0)   /* keep APF off (APF_GUEST_NO_APF) */
-#define GABI_BOOT_SIM_HOST (1u << 1) /* run the simulated-host phase too */
+#define GABI_BOOT_SIM_HOST (1u << 1) /* run the libapf-host phase too (announces) */
 
 struct gabi_boot_info {
     uint32_t magic;           /* GABI_BOOT_MAGIC */

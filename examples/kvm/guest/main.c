@@ -46,7 +46,7 @@ static uint32_t check_page(uint64_t gpa)
     return bad;
 }
 
-/* Simulated-host phase: tell the VMM which page comes next, with interrupts on as KVM
+/* libapf-host phase: tell the VMM which page comes next, with interrupts on as KVM
  * requires for "not present". The VMM may inject the #PF right after this instruction. */
 static void announce(uint64_t gpa)
 {

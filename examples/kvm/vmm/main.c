@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * apf-kvm-vmm: a minimal KVM VMM that boots the example guest kernel (examples/kvm/guest)
- * and shows libapf-guest's kvm_x86 backend against Linux KVM's own host side.
+ * and gives it the asynchronous page fault protocol from one of two hosts:
  *
- *   apf-kvm-vmm --kernel apf-kvm-guest.bin [--check] [--delay-ms N] [--pages N] ...
+ *  - --host libapf (default): libapf-host embedded in this VMM (apfhost.c, the part to
+ *    copy): KVM's MSR filter sends the guest's APF MSR accesses here; the engine decides
+ *    "not present" for the remote pages the guest announces; a completion thread fills them
+ *    through userfaultfd and completes; "page ready" goes in as an MSI;
+ *  - --host kvm: Linux KVM's own, in-kernel APF (the VMM only provides memory).
  *
- * Exit status: 0 the guest ran (and, with --check, every check passed); 1 failure;
- * 77 KVM, the in-kernel irqchip, APF or userfaultfd is missing or unusable here (a skip).
+ *   apf-kvm-vmm --kernel apf-kvm-guest.bin [--host libapf|kvm] [--delay-ms N] [--pages N]
+ *               [--trace FILE] [--timeout S]
+ *
+ * The guest's remote pages (a userfaultfd slot, remote.c) arrive after --delay-ms. The
+ * checks of a run are tests/kvm (apf-kvm-test). Exit status: the guest's (0 all steps ran);
+ * 1 a failure; 77 KVM or what the chosen host needs of it is unusable here.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,404 +26,187 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "apf/proto.h"
-#include "facts.h"
+#include "apfhost.h"
 #include "guest_abi.h"
 #include "remote.h"
-#include "simhost.h"
 #include "vm.h"
 
 #define EXIT_SKIP 77
 
-struct options {
-    const char *kernel;
-    int check;
-    int verbose;
-    uint32_t delay_us;
-    uint32_t pages;
-    uint32_t vector;
-    uint32_t timeout_s;
-    uint32_t calib_iters;
-    uint32_t batch;
-    int hide_apf_cpuid;
-    int no_apf;
-    int sim_host;
-};
-
-static void usage(FILE *out)
+static void *watchdog(void *arg) /* a vCPU stuck on a userfaultfd page ignores signals */
 {
-    fprintf(out,
-            "usage: apf-kvm-vmm --kernel FILE [options]\n"
-            "  --kernel FILE       flat guest kernel image (apf-kvm-guest.bin)\n"
-            "  --check             check the facts of the run; exit 1 if one fails, 77 if\n"
-            "                      KVM (or what the test needs of it) is unusable here\n"
-            "  --delay-ms N        userfaultfd resolution delay per remote page (default 10)\n"
-            "  --pages N           remote pages per phase (default 8, at most %u)\n"
-            "  --vector N          \"page ready\" vector, 32..254 (default 0xec)\n"
-            "  --timeout S         watchdog: give up after S seconds (default 25)\n"
-            "  --calib N           timing-loop iterations (default 20000)\n"
-            "  --batch N           compute task iterations between yields (default 64)\n"
-            "  --hide-apf-cpuid    clear ASYNC_PF* in the guest's CPUID (probe must fail)\n"
-            "  --no-apf            boot the guest with APF off (APF_GUEST_NO_APF)\n"
-            "  --no-sim-host       skip the phase where the VMM plays the host's part\n"
-            "  -v, --verbose       print every userfaultfd fault\n",
-            GABI_REMOTE_MAX_PAGES / 3);
-}
-
-static int parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 0);
-    if (errno != 0 || end == s || *end != '\0' || v > UINT32_MAX)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static int parse_options(int argc, char **argv, struct options *o)
-{
-    static const struct option longs[] = {
-        {"kernel", required_argument, NULL, 'k'},   {"check", no_argument, NULL, 'c'},
-        {"delay-ms", required_argument, NULL, 'd'}, {"pages", required_argument, NULL, 'p'},
-        {"vector", required_argument, NULL, 'V'},   {"timeout", required_argument, NULL, 't'},
-        {"calib", required_argument, NULL, 'C'},    {"batch", required_argument, NULL, 'b'},
-        {"hide-apf-cpuid", no_argument, NULL, 'H'}, {"no-apf", no_argument, NULL, 'N'},
-        {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {"no-sim-host", no_argument, NULL, 'S'},    {NULL, 0, NULL, 0}};
-    *o = (struct options){.delay_us = 10000,
-                          .pages = 8,
-                          .vector = 0xec,
-                          .timeout_s = 25,
-                          .calib_iters = 20000,
-                          .batch = 64,
-                          .sim_host = 1};
-    int c;
-    uint32_t v;
-    while ((c = getopt_long(argc, argv, "vh", longs, NULL)) != -1) {
-        switch (c) {
-        case 'k':
-            o->kernel = optarg;
-            break;
-        case 'c':
-            o->check = 1;
-            break;
-        case 'd':
-            if (parse_u32(optarg, &v) || v > 10000)
-                return -1;
-            o->delay_us = v * 1000u;
-            break;
-        case 'p':
-            if (parse_u32(optarg, &o->pages) || o->pages == 0 ||
-                o->pages > GABI_REMOTE_MAX_PAGES / 3)
-                return -1;
-            break;
-        case 'V':
-            if (parse_u32(optarg, &o->vector) || o->vector < 32 || o->vector > 254)
-                return -1;
-            break;
-        case 't':
-            if (parse_u32(optarg, &o->timeout_s) || o->timeout_s == 0)
-                return -1;
-            break;
-        case 'C':
-            if (parse_u32(optarg, &o->calib_iters) || o->calib_iters == 0)
-                return -1;
-            break;
-        case 'b':
-            if (parse_u32(optarg, &o->batch) || o->batch == 0)
-                return -1;
-            break;
-        case 'H':
-            o->hide_apf_cpuid = 1;
-            break;
-        case 'N':
-            o->no_apf = 1;
-            break;
-        case 'S':
-            o->sim_host = 0;
-            break;
-        case 'v':
-            o->verbose = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            return -1;
-        }
-    }
-    return o->kernel != NULL && optind == argc ? 0 : -1;
-}
-
-/* ---- watchdog: a thread, because a signal cannot pull a vCPU out of KVM_RUN while it
- * waits on a userfaultfd page; _exit() ends the whole process, blocked vCPU included. ---- */
-static void *watchdog_main(void *arg)
-{
-    uint32_t s = *(const uint32_t *)arg;
-    struct timespec ts = {.tv_sec = s, .tv_nsec = 0};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-    static const char msg[] = "\nwatchdog: the guest did not finish in time; giving up\n";
-    fflush(stdout);
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
+    sleep(*(const unsigned *)arg);
+    fprintf(stderr, "watchdog: the guest did not finish in time\n");
     _exit(1);
     return NULL;
 }
 
-static uint8_t *load_file(const char *path, size_t *len)
+static int run(struct vmm_vm *vm, struct vmm_apfhost *lib, uint32_t *status)
 {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    size_t cap = GABI_LOW_SIZE - GABI_KERNEL_BASE;
-    uint8_t *buf = malloc(cap + 1);
-    size_t n = buf ? fread(buf, 1, cap + 1, fp) : 0;
-    fclose(fp);
-    if (buf == NULL || n == 0 || n > cap) {
-        free(buf);
-        errno = n > cap ? EFBIG : EIO;
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
-static void dump_regs(struct vmm_vm *vm)
-{
-    struct kvm_regs r;
-    struct kvm_sregs s;
-    if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &r) == 0)
-        fprintf(stderr, "  rip 0x%llx rsp 0x%llx rflags 0x%llx rax 0x%llx\n", r.rip, r.rsp,
-                r.rflags, r.rax);
-    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) == 0)
-        fprintf(stderr, "  cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx cs 0x%x\n",
-                s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector);
-}
-
-/* Run the vCPU until the guest writes its exit port. 0, or -1 on an unexpected exit. */
-static int run_guest(struct vmm_vm *vm, struct vmm_facts *f, struct vmm_simhost *sim)
-{
-    struct kvm_run *run = vm->run;
-    uint32_t stray = 0;
+    struct kvm_run *r = vm->run;
     for (;;) {
+        if (lib)
+            vmm_apfhost_before_entry(lib); /* may raise the next "page ready" */
         if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR || errno == EAGAIN) { /* a kick: a completion is waiting */
+                if (lib)
+                    (void)vmm_apfhost_kicked(lib);
                 continue;
-            fprintf(stderr, "KVM_RUN: %s\n", strerror(errno));
+            }
+            perror("KVM_RUN");
             return -1;
         }
-        switch (run->exit_reason) {
-        case KVM_EXIT_IO: {
-            const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
-            uint32_t v = 0;
-            if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4)
-                memcpy(&v, data, 4);
-            if (run->io.port == GABI_PORT_REPORT && run->io.size == 4) {
-                struct gabi_report rep;
-                const void *p = vmm_vm_low_ptr(vm, v, sizeof(rep));
-                if (p == NULL) {
-                    fprintf(stderr, "report at 0x%x is outside guest memory\n", v);
-                    return -1;
-                }
-                memcpy(&rep, p, sizeof(rep)); /* one snapshot: the guest cannot change it */
-                facts_on_report(f, vm, &rep, stdout);
-                if (sim != NULL && rep.event == GABI_EV_WRMSR &&
-                    rep.arg[1] == APF_KVM_MSR_ASYNC_PF_ACK)
-                    vmm_simhost_on_ack(sim);
-            } else if (run->io.port == GABI_PORT_ANNOUNCE && sim != NULL) {
-                facts_on_announce(f, v, vmm_simhost_on_announce(sim, v), stdout);
-            } else if (run->io.port == GABI_PORT_EXIT) {
-                f->exited = 1;
-                f->exit_status = v;
-                printf("[%9.3f ms] guest exit, status %u\n",
-                       (double)(vmm_now_ns() - f->t0_ns) / 1e6, v);
-                return 0;
-            } else if (++stray > 16) {
-                fprintf(stderr, "too many stray port accesses (last 0x%x)\n", run->io.port);
+        switch (r->exit_reason) {
+        case KVM_EXIT_X86_RDMSR: /* the APF MSRs, behind the filter */
+        case KVM_EXIT_X86_WRMSR:
+            if (!lib || vmm_apfhost_on_msr_exit(lib, r) < 0)
                 return -1;
+            break;
+        case KVM_EXIT_IO: {
+            uint32_t v = 0;
+            if (r->io.direction == KVM_EXIT_IO_OUT && r->io.size == 4)
+                memcpy(&v, (const uint8_t *)r + r->io.data_offset, 4);
+            if (r->io.port == GABI_PORT_ANNOUNCE && lib) { /* a remote page is next */
+                int64_t token = vmm_apfhost_on_announce(lib, v);
+                if (token < 0)
+                    return -1;
+            } else if (r->io.port == GABI_PORT_EXIT) {
+                *status = v;
+                return 0;
+            } else if (r->io.port == GABI_PORT_REPORT) {
+                const struct gabi_report *rep = vmm_vm_low_ptr(vm, v, sizeof(*rep));
+                if (rep && rep->event == GABI_EV_LOG)
+                    printf("guest: %.*s\n", GABI_REPORT_TEXT, rep->text);
             }
             break;
         }
-        case KVM_EXIT_HLT:
-            fprintf(stderr, "unexpected HLT exit (the in-kernel irqchip should keep it)\n");
-            return -1;
-        case KVM_EXIT_SHUTDOWN:
-            fprintf(stderr, "guest shutdown (triple fault)\n");
-            dump_regs(vm);
-            return -1;
-        case KVM_EXIT_FAIL_ENTRY:
-            fprintf(stderr, "entry failed: reason 0x%llx\n",
-                    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-            dump_regs(vm);
-            return -1;
-        case KVM_EXIT_INTERNAL_ERROR:
-            fprintf(stderr, "KVM internal error, suberror %u\n", run->internal.suberror);
-            dump_regs(vm);
-            return -1;
-        case KVM_EXIT_MMIO:
-            fprintf(stderr, "unexpected MMIO %s at 0x%llx\n", run->mmio.is_write ? "write" : "read",
-                    run->mmio.phys_addr);
-            dump_regs(vm);
-            return -1;
         default:
-            fprintf(stderr, "unexpected exit reason %u\n", run->exit_reason);
-            dump_regs(vm);
+            fprintf(stderr, "unexpected exit reason %u\n", r->exit_reason);
             return -1;
         }
     }
+}
+
+static uint8_t *load(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    size_t cap = GABI_LOW_SIZE - GABI_KERNEL_BASE;
+    uint8_t *buf = fp ? malloc(cap + 1) : NULL;
+    *len = buf ? fread(buf, 1, cap + 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    if (*len == 0 || *len > cap) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
 
 int main(int argc, char **argv)
 {
-    struct options o;
-    if (parse_options(argc, argv, &o) < 0) {
-        usage(stderr);
-        return 2;
+    const char *kernel = NULL, *trace_path = NULL;
+    int libapf = 1;
+    unsigned delay_ms = 10, pages = 8, timeout_s = 25;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--kernel") && v)
+            kernel = argv[++i];
+        else if (!strcmp(a, "--host") && v && (!strcmp(v, "libapf") || !strcmp(v, "kvm")))
+            libapf = !strcmp(argv[++i], "libapf");
+        else if (!strcmp(a, "--trace") && v)
+            trace_path = argv[++i];
+        else if (!strcmp(a, "--delay-ms") && v && (delay_ms = (unsigned)atoi(argv[++i])) <= 10000)
+            ;
+        else if (!strcmp(a, "--pages") && v && (pages = (unsigned)atoi(argv[++i])) >= 1 &&
+                 pages <= GABI_REMOTE_MAX_PAGES / 3)
+            ;
+        else if (!strcmp(a, "--timeout") && v && (timeout_s = (unsigned)atoi(argv[++i])) >= 1)
+            ;
+        else {
+            fprintf(stderr, "usage: apf-kvm-vmm --kernel FILE [--host libapf|kvm] "
+                            "[--delay-ms N] [--pages N] [--trace FILE] [--timeout S]\n");
+            return 2;
+        }
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-
-    size_t klen = 0;
-    uint8_t *kimg = load_file(o.kernel, &klen);
-    if (kimg == NULL) {
-        fprintf(stderr, "cannot load kernel %s: %s\n", o.kernel, strerror(errno));
+    size_t klen;
+    uint8_t *kimg = kernel ? load(kernel, &klen) : NULL;
+    if (!kimg) {
+        fprintf(stderr, "cannot load the kernel (--kernel)\n");
         return 1;
     }
-
-    /* Everything below may block in the kernel: arm the watchdog first. */
     pthread_t wd;
-    if (pthread_create(&wd, NULL, watchdog_main, &o.timeout_s) != 0) {
-        fprintf(stderr, "cannot start the watchdog\n");
+    if (pthread_create(&wd, NULL, watchdog, &timeout_s) != 0)
         return 1;
-    }
-    pthread_detach(wd);
 
+    /* KVM: a VM with the in-kernel irqchip, KVM's CPUID (with the APF leaves), low memory. */
     char why[256] = "";
     struct vmm_vm vm;
     int rc = vmm_vm_create(&vm, GABI_LOW_SIZE, why, sizeof(why));
+    if (rc == 0 && libapf) /* the APF MSRs to user space: the frontend answers them */
+        rc = vmm_vm_msr_filter_apf(&vm, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr, "%s: %s\n", rc == VMM_UNUSABLE ? "SKIP: KVM unusable" : "error", why);
+        fprintf(stderr, "%s: %s\n", rc == VMM_UNUSABLE ? "SKIP: unusable here" : "error", why);
         return rc == VMM_UNUSABLE ? EXIT_SKIP : 1;
     }
-
-    struct vmm_facts *f = calloc(1, sizeof(*f));
-    if (f == NULL)
+    struct vmm_cpuid_info ci;
+    if (vmm_vm_setup_cpuid(&vm, 0, &ci) < 0)
         return 1;
-    f->vector = o.vector;
-    f->pages_per_phase = o.pages;
-    f->delay_us = o.delay_us;
-    f->calib_iters = o.calib_iters;
-    f->cap_async_pf = vm.cap_async_pf;
 
-    rc = vmm_vm_setup_cpuid(&vm, o.hide_apf_cpuid, &f->cpuid);
-    if (rc < 0) {
-        fprintf(stderr, "CPUID setup: %s\n", strerror(-rc));
-        return 1;
-    }
-    printf("KVM: KVM_CAP_ASYNC_PF %d; paravirtual CPUID at 0x%08x \"%s\": features 0x%x "
-           "(ASYNC_PF %u, ASYNC_PF_VMEXIT %u, ASYNC_PF_INT %u), given to the guest 0x%x; "
-           "x2APIC %u\n",
-           vm.cap_async_pf, f->cpuid.base, f->cpuid.signature, f->cpuid.offered,
-           (f->cpuid.offered >> APF_KVM_FEATURE_ASYNC_PF) & 1u,
-           (f->cpuid.offered >> APF_KVM_FEATURE_ASYNC_PF_VMEXIT) & 1u,
-           (f->cpuid.offered >> APF_KVM_FEATURE_ASYNC_PF_INT) & 1u, f->cpuid.given,
-           f->cpuid.x2apic);
-    uint32_t need = (1u << APF_KVM_FEATURE_ASYNC_PF) | (1u << APF_KVM_FEATURE_ASYNC_PF_INT);
-    if (o.check && !o.hide_apf_cpuid && (f->cpuid.base == 0 || (f->cpuid.offered & need) != need)) {
-        fprintf(stderr, "SKIP: this KVM does not offer ASYNC_PF and ASYNC_PF_INT\n");
-        return EXIT_SKIP;
-    }
-
+    /* The remote slot: missing pages behind userfaultfd, each arriving after the delay. */
     struct vmm_remote remote;
-    uint32_t remote_pages = (o.sim_host ? 3u : 2u) * o.pages;
-    rc = vmm_remote_create(&remote, GABI_REMOTE_BASE, remote_pages, o.delay_us, why, sizeof(why));
+    uint32_t remote_pages = 3 * pages;
+    rc = vmm_remote_create(&remote, GABI_REMOTE_BASE, remote_pages, delay_ms * 1000u, why,
+                           sizeof(why));
     if (rc != 0) {
         fprintf(stderr, "%s: %s\n", rc > 0 ? "SKIP: userfaultfd unusable" : "error", why);
         return rc > 0 ? EXIT_SKIP : 1;
     }
-    rc = vmm_vm_add_slot(&vm, 1, GABI_REMOTE_BASE, remote.host, remote.size);
-    if (rc < 0) {
-        fprintf(stderr, "KVM_SET_USER_MEMORY_REGION (remote): %s\n", strerror(-rc));
+    if (vmm_vm_add_slot(&vm, 1, GABI_REMOTE_BASE, remote.host, remote.size) < 0)
         return 1;
-    }
 
+    /* The kernel, its boot information, a vCPU in 64-bit mode. */
     memcpy(vm.low + GABI_KERNEL_BASE, kimg, klen);
     free(kimg);
     struct gabi_boot_info *bi = vmm_vm_low_ptr(&vm, GABI_BOOT_INFO, sizeof(*bi));
-    *bi = (struct gabi_boot_info){
-        .magic = GABI_BOOT_MAGIC,
-        .flags = (o.no_apf ? GABI_BOOT_NO_APF : 0) | (o.sim_host ? GABI_BOOT_SIM_HOST : 0),
-        .remote_base = GABI_REMOTE_BASE,
-        .remote_pages = remote_pages,
-        .pages_per_phase = o.pages,
-        .calib_iters = o.calib_iters,
-        .compute_batch = o.batch,
-        .vector = o.vector,
-    };
-    rc = vmm_vm_setup_long_mode(&vm, GABI_KERNEL_BASE, GABI_BOOT_INFO);
-    if (rc < 0) {
-        fprintf(stderr, "vCPU setup: %s\n", strerror(-rc));
+    *bi = (struct gabi_boot_info){.magic = GABI_BOOT_MAGIC,
+                                  .flags = libapf ? GABI_BOOT_SIM_HOST : 0,
+                                  .remote_base = GABI_REMOTE_BASE,
+                                  .remote_pages = remote_pages,
+                                  .pages_per_phase = pages,
+                                  .calib_iters = 20000,
+                                  .compute_batch = 64,
+                                  .vector = 0xec};
+    if (vmm_vm_setup_long_mode(&vm, GABI_KERNEL_BASE, GABI_BOOT_INFO) < 0 ||
+        vmm_remote_start(&remote, gettid()) < 0)
+        return 1;
+
+    /* The host of the protocol. */
+    struct vmm_apfhost *lib = NULL;
+    FILE *trace = trace_path ? fopen(trace_path, "w") : NULL;
+    if (trace_path && !trace) {
+        perror(trace_path);
         return 1;
     }
-    printf("guest: kernel %zu bytes at 0x%x; remote slot %u pages at 0x%x, %.1f ms per page; "
-           "vector 0x%x\n",
-           klen, GABI_KERNEL_BASE, remote_pages, GABI_REMOTE_BASE, o.delay_us / 1e3, o.vector);
-
-    rc = vmm_remote_start(&remote, gettid());
-    if (rc < 0) {
-        fprintf(stderr, "userfaultfd thread: %s\n", strerror(-rc));
+    if (libapf && (rc = vmm_apfhost_create(&lib, &vm, &remote, delay_ms * 1000u, trace)) != 0) {
+        fprintf(stderr, "libapf-host: error %d\n", rc);
         return 1;
     }
-    struct vmm_simhost *sim = NULL;
-    if (o.sim_host) {
-        rc = vmm_simhost_create(&sim, &vm, &remote, o.vector, o.delay_us);
-        if (rc < 0) {
-            fprintf(stderr, "simulated host: %s\n", strerror(-rc));
-            return 1;
-        }
-        f->sim_enabled = 1;
+    printf("apf-kvm-vmm: APF host %s, %u remote pages per phase, %u ms each\n",
+           libapf ? "libapf-host (MSR filter)" : "Linux KVM (in-kernel)", pages, delay_ms);
+    uint32_t status = 1;
+    rc = run(&vm, lib, &status);
+    if (lib) {
+        struct vmm_apfhost_stats st;
+        vmm_apfhost_get_stats(lib, &st);
+        printf("libapf-host: %llu \"not present\", %llu \"page ready\", %llu wake-all, %llu "
+               "ACKs\n", (unsigned long long)st.async, (unsigned long long)st.ready,
+               (unsigned long long)st.wake_all, (unsigned long long)st.acks);
+        vmm_apfhost_destroy(lib);
     }
-    f->t0_ns = vmm_now_ns();
-    int run_rc = run_guest(&vm, f, sim);
-
-    const uint32_t idx[2] = {APF_KVM_MSR_ASYNC_PF_EN, APF_KVM_MSR_ASYNC_PF_INT};
-    uint64_t val[2] = {0, 0};
-    f->end_msrs_ok = vmm_vm_get_msrs(&vm, idx, val, 2) == 2;
-    f->end_en = val[0];
-    f->end_int = val[1];
-
-    if (sim != NULL) {
-        struct vmm_simhost_stats ss;
-        vmm_simhost_get_stats(sim, &ss);
-        vmm_simhost_destroy(sim);
-        printf("simulated host: %" PRIu64 " announces, %" PRIu64
-               " \"not present\" injected, %" PRIu64 " declined, %" PRIu64 " resolved, %" PRIu64
-               " \"page ready\" raised, %" PRIu64 " ACKs seen, %" PRIu64 " deferrals\n",
-               ss.announced, ss.injected, ss.declined, ss.resolved, ss.delivered, ss.acks,
-               ss.deferred);
-    }
-    vmm_remote_stop(&remote);
-    struct vmm_remote_stats rs;
-    vmm_remote_get_stats(&remote, &rs);
-    if (o.verbose)
-        for (uint32_t i = 0; i < remote.log_len; i++) {
-            const struct vmm_remote_fault *x = &remote.log[i];
-            printf("uffd fault: gpa 0x%" PRIx64 " at %.3f ms, resolved %.3f ms later, thread %d"
-                   " (%s)\n",
-                   x->gpa, x->t_msg_ns / 1e6, (x->t_done_ns - x->t_msg_ns) / 1e6, x->tid,
-                   x->from_vcpu ? "vCPU" : "other");
-        }
-    facts_print_summary(f, &remote, &rs, stdout);
-
-    int status = run_rc == 0 && f->exited && f->exit_status == 0 ? 0 : 1;
-    if (o.check) {
-        int failures = facts_check(f, &rs, stdout);
-        status = failures == 0 && run_rc == 0 ? 0 : 1;
-    }
+    if (trace)
+        fclose(trace);
+    printf("apf-kvm-vmm: guest exit status %u\n", status);
     vmm_remote_destroy(&remote);
     vmm_vm_destroy(&vm);
-    free(f);
-    return status;
+    return rc == 0 && status == 0 ? 0 : 1;
 }

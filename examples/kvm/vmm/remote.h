@@ -16,7 +16,7 @@ struct vmm_remote_fault {
     uint64_t gpa;       /* page */
     uint64_t t_msg_ns;  /* when the handler read the fault (monotonic, from remote start) */
     uint64_t t_done_ns; /* when UFFDIO_COPY returned */
-    int32_t tid;        /* faulting thread, 0 if the kernel did not say, -1 simulated host */
+    int32_t tid;        /* faulting thread, 0 if the kernel did not say, -1 the VMM (libapf-host completion) */
     int32_t from_vcpu;  /* 1 if that thread is the vCPU thread (a synchronous fault) */
 };
 
@@ -27,7 +27,7 @@ struct vmm_remote_stats {
     uint64_t errors;     /* other failures */
     uint64_t from_vcpu;  /* faults raised by the vCPU thread */
     uint64_t from_other; /* faults raised by another thread (KVM's async worker) */
-    uint64_t sim_copies; /* pages the simulated host copied in (no fault involved) */
+    uint64_t sim_copies; /* pages the VMM copied in without a fault (libapf-host completions) */
 };
 
 struct vmm_remote {
@@ -61,7 +61,7 @@ void vmm_remote_stop(struct vmm_remote *r);
 void vmm_remote_destroy(struct vmm_remote *r);
 /* Whether the page at @p gpa has been copied in. Any thread. */
 int vmm_remote_is_present(struct vmm_remote *r, uint64_t gpa);
-/* Copy the page at @p gpa in now, without a fault (the simulated host's resolver). 0 (also
+/* Copy the page at @p gpa in now, without a fault (libapf-host's completion thread). 0 (also
  * when it was already there) or -errno. Any thread. */
 int vmm_remote_copy_in(struct vmm_remote *r, uint64_t gpa);
 /* A consistent copy of the counters. */

@@ -340,3 +340,37 @@ void *vmm_vm_low_ptr(struct vmm_vm *vm, uint64_t gpa, size_t len)
         return NULL;
     return vm->low + gpa;
 }
+
+int vmm_vm_msr_filter_apf(struct vmm_vm *vm, char *why, size_t why_len)
+{
+    int user = xioctl_val(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR);
+    int filter = xioctl_val(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER);
+    if (user <= 0 || filter <= 0) {
+        snprintf(why, why_len, "KVM_CAP_X86_USER_SPACE_MSR %d, KVM_CAP_X86_MSR_FILTER %d", user,
+                 filter);
+        return VMM_UNUSABLE;
+    }
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    if (xioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+        snprintf(why, why_len, "KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR): %s", strerror(errno));
+        return VMM_UNUSABLE;
+    }
+    /* Deny (bit 0) reads and writes of EN (0x4b564d02) and of INT, ACK (0x4b564d06..07):
+     * the guest's accesses exit to user space. Everything else stays KVM's. */
+    static uint8_t deny[1] = {0};
+    struct kvm_msr_filter fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+    fl.ranges[0] = (struct kvm_msr_filter_range){
+        .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 1,
+        .base = 0x4b564d02u, .bitmap = deny};
+    fl.ranges[1] = (struct kvm_msr_filter_range){
+        .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 2,
+        .base = 0x4b564d06u, .bitmap = deny};
+    if (xioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &fl) < 0) {
+        snprintf(why, why_len, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
+        return VMM_UNUSABLE;
+    }
+    return 0;
+}

@@ -58,6 +58,10 @@ int vmm_vm_get_msrs(struct vmm_vm *vm, const uint32_t *index, uint64_t *value, i
 /* A 32-bit local APIC register (xAPIC offset, e.g. 0xf0 SVR, 0x100 ISR) as KVM holds it
  * (KVM_GET_LAPIC). 0 or -errno. Not while KVM_RUN is in progress. */
 int vmm_vm_lapic_reg(struct vmm_vm *vm, uint32_t offset, uint32_t *value);
+/* Route the guest's reads and writes of the three APF MSRs to user space
+ * (KVM_CAP_X86_USER_SPACE_MSR with KVM_MSR_EXIT_REASON_FILTER, KVM_X86_SET_MSR_FILTER):
+ * KVM_EXIT_X86_RDMSR / _WRMSR. 0; VMM_UNUSABLE (with @p why) if this KVM cannot. */
+int vmm_vm_msr_filter_apf(struct vmm_vm *vm, char *why, size_t why_len);
 /* Bounds-checked access to low guest memory: NULL if [gpa, gpa + len) is outside. */
 void *vmm_vm_low_ptr(struct vmm_vm *vm, uint64_t gpa, size_t len);
 

@@ -18,7 +18,10 @@
  *    model of the same guest memory.
  * Each step's outcome is a short text; the two columns must be equal line for line.
  *
- *   apf-kvm-conform [-v] [--timeout S]
+ *   apf-kvm-conform [-v] [--timeout S] [--trace FILE]
+ *
+ * --trace FILE writes libapf-host's side as a protocol trace (apf/trace.h) for
+ * apf-trace-check; Linux KVM's side is in its tracepoints (tests/kvm/record-kvm-trace.sh).
  *
  * Exit status: 0 identical; 1 a difference or a failure; 77 KVM, its APF support or
  * userfaultfd is unusable here, or KVM never went async (a skip).
@@ -43,6 +46,7 @@
 #include "apf/host.h"
 #include "apf/host_kvm_x86.h"
 #include "apf/proto.h"
+#include "apf/trace.h"
 #include "guest_abi.h"
 #include "remote.h"
 #include "vm.h"
@@ -204,6 +208,16 @@ static void lib_ready(void *c, uint32_t vcpu, uint32_t vector)
 }
 static void lib_kick(void *c, uint32_t vcpu) { (void)c, (void)vcpu; }
 
+static FILE *g_trace; /* --trace: libapf-host's events in libapf's text format */
+
+static void lib_trace(void *ctx, const struct apf_trace_event *ev)
+{
+    char line[96];
+    (void)ctx;
+    if (apf_trace_format(ev, line, sizeof(line)) >= 0)
+        fprintf(g_trace, "%s\n", line);
+}
+
 static int lib_open(struct lib_side *l)
 {
     static const struct apf_host_ops ops = {.submit = lib_submit,
@@ -216,7 +230,8 @@ static int lib_open(struct lib_side *l)
     l->mem = calloc(1, GABI_LOW_SIZE);
     if (l->mem == NULL)
         return APF_ENOMEM;
-    struct apf_host_config cfg = {.n_vcpus = 1, .transport = &apf_host_transport_kvm_x86, .ops = &ops, .ctx = l};
+    struct apf_host_config cfg = {.n_vcpus = 1, .transport = &apf_host_transport_kvm_x86, .ops = &ops, .ctx = l,
+                                  .trace = g_trace ? lib_trace : NULL};
     int rc = apf_host_create(&cfg, &l->h);
     if (rc == 0)
         rc = apf_host_kvm_x86_create(l->h, NULL, &l->fe);
@@ -673,11 +688,12 @@ static void *watchdog_main(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: apf-kvm-conform [-v] [--timeout S]\n"
+    fprintf(f, "usage: apf-kvm-conform [-v] [--timeout S] [--trace FILE]\n"
                "  Plays one script of guest inputs against Linux KVM (/dev/kvm) and against\n"
                "  libapf-host's kvm_x86 frontend and compares what the guest would see.\n"
                "  -v            also log each userfaultfd fault\n"
                "  --timeout S   watchdog (default 60)\n"
+               "  --trace FILE  write libapf-host's side as a protocol trace\n"
                "exit: 0 identical, 1 different or failed, 77 not possible here (skip)\n");
 }
 
@@ -695,6 +711,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             g_timeout_s = (uint32_t)t;
+        } else if (strcmp(argv[i], "--trace") == 0 && i + 1 < argc) {
+            g_trace = fopen(argv[++i], "w");
+            if (g_trace == NULL) {
+                fprintf(stderr, "apf-kvm-conform: %s: %s\n", argv[i], strerror(errno));
+                return 2;
+            }
+            fprintf(g_trace, "# apf-kvm-conform: libapf-host's side (kvm_x86 frontend, "
+                             "embedder-completion mode)\n");
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -778,6 +802,10 @@ int main(int argc, char **argv)
            hs.faults_async, hs.faults_sync, hs.ready_delivered, hs.wake_all_delivered, hs.acks);
     lib_close(&l);
     kvm_close(&k);
+    if (g_trace && fclose(g_trace) != 0) {
+        perror("apf-kvm-conform: --trace");
+        return 1;
+    }
 
     if (np_kvm == 0) {
         printf("skip: KVM never sent \"not present\" here, nothing to compare it on\n");

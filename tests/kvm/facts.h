@@ -62,6 +62,11 @@ struct vmm_facts {
     int kvm_svr_ok;
     uint64_t end_en, end_int; /* KVM_GET_MSRS after the guest exited */
     int end_msrs_ok;
+    /* who holds the APF MSRs: "KVM" (KVM_GET_MSRS) or "libapf-host" (its frontend, behind
+     * KVM's MSR filter); get_msrs reads them (NULL: KVM_GET_MSRS) */
+    const char *host_name;
+    int (*get_msrs)(void *ctx, const uint32_t *index, uint64_t *value, int n);
+    void *get_msrs_ctx;
     /* guest reports */
     int boot;
     uint32_t lapic_mode, svr, apic_id;
@@ -90,7 +95,7 @@ struct vmm_facts {
     uint32_t n_pf;
     struct facts_phase phase[GABI_PHASES]; /* indexed by GABI_PHASE_* */
     uint32_t cur_phase;
-    /* simulated host */
+    /* libapf-host phase (--host libapf) */
     int sim_enabled;
     uint32_t sim_tokens[FACTS_MAX_PF]; /* tokens it injected, in order */
     uint32_t n_sim_tokens;
@@ -110,13 +115,13 @@ struct vmm_facts {
  * so KVM vCPU ioctls (KVM_GET_MSRS) are safe here. */
 void facts_on_report(struct vmm_facts *f, struct vmm_vm *vm, const struct gabi_report *r,
                      FILE *out);
-/* The simulated host answered an announce of @p gpa with @p token (0: no event). */
+/* libapf-host answered an announce of @p gpa with @p token (0: no event). */
 void facts_on_announce(struct vmm_facts *f, uint64_t gpa, int64_t token, FILE *out);
 /* Print the summary. */
 void facts_print_summary(const struct vmm_facts *f, const struct vmm_remote *remote,
                          const struct vmm_remote_stats *rs, FILE *out);
 /* Whether KVM itself delivered any "not present" (the hardware KVM path): during the
- * APF-on phase, not counting the simulated host's. */
+ * APF-on phase, not counting libapf-host's. */
 int facts_not_present_seen(const struct vmm_facts *f);
 /* Check every fact the run must show; print one line per check. Returns failures. */
 int facts_check(const struct vmm_facts *f, const struct vmm_remote_stats *rs, FILE *out);

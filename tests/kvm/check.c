@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The checks of a run (--check), in three groups: what must hold on any KVM that offers APF
- * (including hosts that emulate the guest's instructions); the simulated host's phase; and,
+ * (including hosts that emulate the guest's instructions); the libapf-host's phase; and,
  * only where KVM itself delivered "page not present" to the guest (detected from the run),
  * KVM's own asynchronous path. The runtime's counters are checked against all events seen.
  */
@@ -119,8 +119,8 @@ static void check_common(struct checker *c, const struct vmm_facts *f,
     check(c,
           wi != NULL && wi->value == f->vector && wi->kvm_ok && wi->kvm_int == f->vector &&
               wi->kvm_en == 0,
-          "KVM holds INT = vector, EN still 0, right after the INT write",
-          "wrote 0x%" PRIx64 ", KVM INT 0x%" PRIx64 " EN 0x%" PRIx64, wi ? wi->value : 0,
+          "the host holds INT = vector, EN still 0, right after the INT write",
+          "wrote 0x%" PRIx64 ", host INT 0x%" PRIx64 " EN 0x%" PRIx64, wi ? wi->value : 0,
           wi ? wi->kvm_int : 0, wi ? wi->kvm_en : 0);
     check(c,
           we != NULL && f->online_seen && f->online_rc == 0 &&
@@ -129,7 +129,7 @@ static void check_common(struct checker *c, const struct vmm_facts *f,
           "EN = area | ENABLED | SEND_ALWAYS | DELIVERY_AS_INT",
           "wrote 0x%" PRIx64 ", area 0x%" PRIx64, we ? we->value : 0, f->area);
     check(c, we != NULL && we->kvm_ok && we->kvm_en == we->value && we->kvm_int == f->vector,
-          "KVM_GET_MSRS reads back exactly the values written",
+          "the host (KVM, or libapf-host) reads back exactly the values written",
           "EN 0x%" PRIx64 " / 0x%" PRIx64 ", INT 0x%" PRIx64 " / 0x%x", we ? we->kvm_en : 0,
           we ? we->value : 0, we ? we->kvm_int : 0, f->vector);
 
@@ -162,7 +162,7 @@ static void check_common(struct checker *c, const struct vmm_facts *f,
         const char *what;
     } phases[] = {
         {GABI_PHASE_APF_ON, "remote pages read correctly (APF on)"},
-        {GABI_PHASE_SIM_HOST, "remote pages read correctly (APF on, simulated host)"},
+        {GABI_PHASE_SIM_HOST, "remote pages read correctly (APF on, libapf-host)"},
         {GABI_PHASE_APF_OFF, "remote pages read correctly (APF off)"},
     };
     uint32_t n_phases = 0;
@@ -184,13 +184,13 @@ static void check_common(struct checker *c, const struct vmm_facts *f,
     check(c,
           f->offline_seen && f->offline_rc >= 0 && f->offline_en == 0 && f->end_msrs_ok &&
               f->end_en == 0,
-          "APF taken down: EN written 0 and KVM holds 0", "offline %" PRId64 ", KVM EN 0x%" PRIx64,
+          "APF taken down: EN written 0 and the host holds 0", "offline %" PRId64 ", host EN 0x%" PRIx64,
           f->offline_rc, f->end_en);
     check(c, !f->fatal && f->exited && f->exit_status == 0, "guest finished without a fatal fault",
           "exit status %u", f->exit_status);
 }
 
-/* The simulated host's phase: the guest's "not present" path against real exception and
+/* The libapf-host's phase: the guest's "not present" path against real exception and
  * interrupt delivery, with the VMM in the host's role. */
 static void check_sim_host(struct checker *c, const struct vmm_facts *f)
 {
@@ -204,20 +204,20 @@ static void check_sim_host(struct checker *c, const struct vmm_facts *f)
     check(c,
           f->n_sim_tokens == f->pages_per_phase && s.events == f->n_sim_tokens && same &&
               s.bad_tokens == 0,
-          "simulated host: every injected \"not present\" reached the #PF handler with its "
+          "libapf-host: every injected \"not present\" reached the #PF handler with its "
           "token in CR2",
           "%u injected, %u taken, %u malformed", f->n_sim_tokens, s.events, s.bad_tokens);
     check(c, s.unmatched == 0 && s.bad_ready == 0,
-          "simulated host: each token's \"page ready\" woke its sleeper via the IDT, slot "
+          "libapf-host: each token's \"page ready\" woke its sleeper via the IDT, slot "
           "cleared, one ACK",
           "%u unmatched, %u wrong", s.unmatched, s.bad_ready);
     check(c, s.events > 0 && s.slept == s.events && s.progressed == s.events,
-          "simulated host: the faulting task slept and the compute task progressed meanwhile",
+          "libapf-host: the faulting task slept and the compute task progressed meanwhile",
           "%u of %u slept, %u with progress", s.slept, s.events, s.progressed);
     const struct facts_phase *sim = &f->phase[GABI_PHASE_SIM_HOST];
     const struct facts_phase *off = &f->phase[GABI_PHASE_APF_OFF];
     check(c, sim->progress > off->progress,
-          "simulated host: compute progress with APF exceeds APF off", "%" PRIu64 " vs %" PRIu64,
+          "libapf-host: compute progress with APF exceeds APF off", "%" PRIu64 " vs %" PRIu64,
           sim->progress, off->progress);
 }
 

@@ -18,7 +18,7 @@ static const char *phase_name(uint32_t ph)
     case GABI_PHASE_APF_ON:
         return "APF on";
     case GABI_PHASE_SIM_HOST:
-        return "APF on, simulated host";
+        return "APF on, libapf-host";
     case GABI_PHASE_APF_OFF:
         return "APF off";
     default:
@@ -50,7 +50,8 @@ static void on_wrmsr(struct vmm_facts *f, struct vmm_vm *vm, const uint64_t *a, 
     /* The guest is stopped at this port write: read what KVM now holds. */
     const uint32_t idx[2] = {APF_KVM_MSR_ASYNC_PF_EN, APF_KVM_MSR_ASYNC_PF_INT};
     uint64_t val[2] = {0, 0};
-    w.kvm_ok = vmm_vm_get_msrs(vm, idx, val, 2) == 2;
+    w.kvm_ok = (f->get_msrs ? f->get_msrs(f->get_msrs_ctx, idx, val, 2)
+                            : vmm_vm_get_msrs(vm, idx, val, 2)) == 2;
     w.kvm_en = val[0];
     w.kvm_int = val[1];
     w.kvm_isr = -1;
@@ -61,10 +62,10 @@ static void on_wrmsr(struct vmm_facts *f, struct vmm_vm *vm, const uint64_t *a, 
     if (f->n_wrmsr < FACTS_MAX_WRMSR)
         f->wrmsr[f->n_wrmsr++] = w;
     fprintf(out,
-            "  wrmsr #%u %s (0x%08x) = 0x%" PRIx64 " -> KVM_GET_MSRS: EN=0x%" PRIx64
+            "  wrmsr #%u %s (0x%08x) = 0x%" PRIx64 " -> %s holds: EN=0x%" PRIx64
             " INT=0x%" PRIx64 "%s%s\n",
-            w.seq, msr_name(w.msr), w.msr, w.value, w.kvm_en, w.kvm_int,
-            w.kvm_ok ? "" : " (KVM_GET_MSRS failed)",
+            w.seq, msr_name(w.msr), w.msr, w.value, f->host_name ? f->host_name : "KVM",
+            w.kvm_en, w.kvm_int, w.kvm_ok ? "" : " (MSR read-back failed)",
             w.kvm_isr < 0 ? ""
             : w.kvm_isr   ? "; KVM_GET_LAPIC: vector in service"
                           : "; KVM_GET_LAPIC: vector not in service");
@@ -263,7 +264,7 @@ void facts_on_announce(struct vmm_facts *f, uint64_t gpa, int64_t token, FILE *o
     f->sim_announces++;
     if (token > 0 && f->n_sim_tokens < FACTS_MAX_PF)
         f->sim_tokens[f->n_sim_tokens++] = (uint32_t)token;
-    fprintf(out, "[%9.3f ms] simulated host: guest announces 0x%" PRIx64 ": ",
+    fprintf(out, "[%9.3f ms] libapf-host: guest announces 0x%" PRIx64 ": ",
             ms_since(f, vmm_now_ns()), gpa);
     if (token > 0)
         fprintf(out, "\"not present\" injected, token 0x%" PRIx64 "\n", (uint64_t)token);
@@ -300,12 +301,12 @@ void facts_print_summary(const struct vmm_facts *f, const struct vmm_remote *rem
                     : "native execution");
     if (f->end_msrs_ok)
         fprintf(out,
-                "KVM_GET_MSRS at exit: ASYNC_PF_EN 0x%" PRIx64 ", ASYNC_PF_INT 0x%" PRIx64 "\n",
+                "host MSRs at exit: ASYNC_PF_EN 0x%" PRIx64 ", ASYNC_PF_INT 0x%" PRIx64 "\n",
                 f->end_en, f->end_int);
     fprintf(out,
             "remote slot: %" PRIu64 " userfaultfd faults (raised by the vCPU thread %" PRIu64
-            ", by another thread %" PRIu64 "%s), %" PRIu64 " pages copied by the simulated"
-            " host; %" PRIu64 " copies, %" PRIu64 " raced, %" PRIu64 " errors\n",
+            ", by another thread %" PRIu64 "%s), %" PRIu64 " pages copied by libapf-host's completion"
+            " thread; %" PRIu64 " copies, %" PRIu64 " raced, %" PRIu64 " errors\n",
             rs->faults, rs->from_vcpu, rs->from_other,
             remote->thread_ids ? "" : ", thread ids unavailable", rs->sim_copies, rs->copies,
             rs->raced, rs->errors);
