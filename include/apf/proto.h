@@ -250,6 +250,9 @@ static inline uint32_t apf_token_kvm_seq(uint32_t token)
  *  @{ */
 #define APF_TRANSPORT_ID_KVM_X86 1u   /**< KVM x86 MSRs, one slot + ACK. */
 #define APF_TRANSPORT_ID_KVM_ARM64 2u /**< arm64 SMCCC, one slot + IRQ_ACK (or the ring). */
+/** s390 pfault (DIAGNOSE X'258' + external interrupt 0x2603): floating "page ready", no
+ *  ACK, no window (apf/proto_s390.h). 5, leaving 3 and 4 to the transports filed before. */
+#define APF_TRANSPORT_ID_S390 5u
 #define APF_TRANSPORT_ID_TEST 255u    /**< Reserved for test transports. */
 /** @} */
 
