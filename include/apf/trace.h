@@ -32,6 +32,8 @@
  * exactly as before. With a ring, `host.ready` comes once per entry (arg = the vector if
  * the entry ended a notified batch, else 0: notification hold-off) and `guest.ready` once
  * per entry consumed, in FIFO order; `guest.ack` once per drain.
+ * Transport #APF_TRANSPORT_ID_S390 (s390 pfault, window 0) has no broadcast: after its
+ * `host.transport` event no wake-all is owed.
  */
 #ifndef APF_TRACE_H
 #define APF_TRACE_H

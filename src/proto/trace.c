@@ -537,6 +537,10 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
             return fail(c, ev, "transport with a negative window");
         if (!s->window_pinned)
             s->window = (uint32_t)ev->arg;
+        /* s390 pfault has no broadcast "page ready": its enable owes no wake-all (the
+         * host answers every delivered "not present" by itself). */
+        if (ev->token == APF_TRANSPORT_ID_S390)
+            s->wake_all_owed = 0;
         return 0;
     case APF_TRACE_HOST_DISABLE:
     case APF_TRACE_HOST_RESET:

@@ -5,6 +5,7 @@
  * 64-bit tokens read big-endian at fault time, floating completions taken by another vCPU,
  * no ACK and no window, dedup and the limit, CANCEL and migration dropping completions.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -555,6 +556,90 @@ START_TEST(test_bad_restore_changes_nothing)
 }
 END_TEST
 
+/* ---- the trace checker ---------------------------------------------------------------------- */
+
+struct tchk {
+    struct apf_trace_checker *c;
+    int bad;
+    uint64_t transports, readies;
+};
+
+static void feed(void *ctx, const struct apf_trace_event *ev)
+{
+    struct tchk *t = ctx;
+    if (ev->kind == APF_TRACE_HOST_TRANSPORT) {
+        t->transports++;
+        ck_assert_uint_eq(ev->token, APF_TRANSPORT_ID_S390);
+        ck_assert_int_eq(ev->arg, 0); /* window 0: unthrottled */
+    }
+    if (ev->kind == APF_TRACE_HOST_READY)
+        t->readies++;
+    if (!t->bad && apf_trace_checker_feed(t->c, ev) != 0) {
+        t->bad = 1;
+        char line[160];
+        apf_trace_format(ev, line, sizeof(line));
+        fprintf(stderr, "checker: %s at [%s]\n", apf_trace_checker_error(t->c), line);
+    }
+}
+
+/* A real run - INIT, faults on two vCPUs, completions floating to the other vCPU, a burst,
+ * CANCEL with work in flight, INIT again - is consistent for the checker with window 0 (the
+ * transport event says so: no ACK, no one-slot throttle, no wake-all after enable). */
+START_TEST(test_trace_of_a_run_is_consistent_with_window_0)
+{
+    struct tchk t = {0};
+    size_t size = apf_trace_checker_size_windowed(2, 64, 64);
+    void *mem = calloc(1, size);
+    t.c = apf_trace_checker_init_windowed(mem, size, 2, 64, 64);
+    ck_assert_ptr_nonnull(t.c);
+    struct fx x;
+    x.f = calloc(1, sizeof(*x.f));
+    fake_init(x.f);
+    struct apf_host_config c = fake_config(x.f, 2, 0, &apf_host_transport_s390);
+    c.trace = feed;
+    c.trace_ctx = &t;
+    ck_assert_int_eq(apf_host_create(&c, &x.h), 0);
+    ck_assert_int_eq(apf_host_s390_create(x.h, NULL, &x.fe), 0);
+    init_vcpu(&x, 0);
+    init_vcpu(&x, 1);
+    uint64_t p;
+    for (uint32_t k = 0; k < 20; k++) {
+        uint32_t v = k % 2;
+        ck_assert_int_eq(apf_host_s390_fault(x.fe, v, 0x40000 + 0x1000ull * k, &USER_ON, &p),
+                         APF_FAULT_ASYNC);
+    }
+    for (uint32_t k = 0; k < 16; k++) {
+        uint32_t v = k % 2;
+        ck_assert_int_eq(apf_host_complete(x.h, v, fake_nth(x.f, FAKE_NP, v, k / 2)->value, 0),
+                         0);
+    }
+    struct apf_host_s390_cpu off = {.psw_mask = PSTATE, .cr0 = CR0};
+    apf_host_s390_before_entry(x.fe, 0, &off, &p);
+    uint32_t taken = 0;
+    while (apf_host_s390_before_entry(x.fe, 1, &USER_ON, &p) == 1)
+        taken++;
+    ck_assert_uint_eq(taken, 16);
+    linux_cancel_block(&x, 0);
+    ck_assert_uint_eq(diag_ok(&x, 0), 0); /* vCPU 0's two in flight are dropped */
+    ck_assert_int_eq(apf_host_complete(x.h, 0, fake_nth(x.f, FAKE_NP, 0, 8)->value, 0), 0);
+    ck_assert_int_eq(apf_host_complete(x.h, 0, fake_nth(x.f, FAKE_NP, 0, 9)->value, 0), 0);
+    ck_assert_int_eq(apf_host_complete(x.h, 1, fake_nth(x.f, FAKE_NP, 1, 8)->value, 0), 0);
+    ck_assert_int_eq(apf_host_complete(x.h, 1, fake_nth(x.f, FAKE_NP, 1, 9)->value, 0), 0);
+    apf_host_s390_before_entry(x.fe, 0, &USER_ON, &p);
+    while (apf_host_s390_before_entry(x.fe, 1, &USER_ON, &p) == 1)
+        taken++;
+    ck_assert_uint_eq(taken, 18);
+    init_vcpu(&x, 0);
+    ck_assert_int_eq(t.bad, 0);
+    ck_assert_msg(apf_trace_checker_finish(t.c) == 0, "%s", apf_trace_checker_error(t.c));
+    ck_assert_uint_eq(t.transports, 3);
+    ck_assert_uint_eq(apf_trace_checker_window(t.c, 0), 0);
+    ck_assert_uint_gt(t.readies, 0);
+    fini(&x);
+    free(mem);
+}
+END_TEST
+
 static Suite *s390_suite(void)
 {
     Suite *s = suite_create("s390");
@@ -582,6 +667,9 @@ static Suite *s390_suite(void)
     tcase_add_test(m, test_restoring_invalid_token_drops_pending_completions);
     tcase_add_test(m, test_bad_restore_changes_nothing);
     suite_add_tcase(s, m);
+    TCase *t = tcase_create("trace");
+    tcase_add_test(t, test_trace_of_a_run_is_consistent_with_window_0);
+    suite_add_tcase(s, t);
     return s;
 }
 
