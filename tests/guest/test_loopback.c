@@ -97,10 +97,6 @@ static _Thread_local struct task *cur;
 static void trace_hook(void *ctx, const struct apf_trace_event *ev)
 {
     struct world *w = ctx;
-    /* s390: the guest's events carry the task's key, not the engine's token: the checker
-     * sees the host's side only (window 0, no ACK, no wake-all). */
-    if (w->transport == &apf_host_transport_s390 && ev->kind >= APF_TRACE_GUEST_NOT_PRESENT)
-        return;
     pthread_mutex_lock(&w->trace_lock);
     if (!w->trace_err) {
         w->trace_err = apf_trace_checker_feed(w->chk, ev);
