@@ -51,6 +51,7 @@ static const char usage[] =
     "  --sweep latency|tasks  run a series and report throughput and latency hidden\n"
     "  --plot FILE          with --sweep: FILE.svg, or FILE.png (needs gnuplot)\n"
     "  --trace FILE         write the APF protocol trace (apf mode) and check it\n"
+    "  --transport T        kvm-x86 | s390: the guest-visible APF wire (default kvm-x86)\n"
     "  --json               print JSON instead of the table\n"
     "  --progress | --no-progress  progress line on stderr (default: on a terminal)\n"
     "  --help, --version\n"
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
     enum {
         O_VCPUS = 256, O_TASKS, O_MEMSIZE, O_PATTERN, O_ZIPF, O_COMPUTE, O_ACCESSES, O_SEED,
         O_LATENCY, O_SOURCE, O_LISTEN, O_MODES, O_MEMORY, O_WORKERS, O_MAXOUT, O_SWEEP, O_PLOT,
-        O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN
+        O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN, O_TRANSPORT
     };
     static const struct option longopts[] = {
         {"vcpus", 1, 0, O_VCPUS},        {"tasks", 1, 0, O_TASKS},
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
         {"memory", 1, 0, O_MEMORY},      {"workers", 1, 0, O_WORKERS},
         {"max-outstanding", 1, 0, O_MAXOUT}, {"sweep", 1, 0, O_SWEEP},
         {"plot", 1, 0, O_PLOT},          {"trace", 1, 0, O_TRACE},
+        {"transport", 1, 0, O_TRANSPORT},
         {"json", 0, 0, O_JSON},          {"progress", 0, 0, O_PROGRESS},
         {"no-progress", 0, 0, O_NOPROGRESS}, {"help", 0, 0, O_HELP},
         {"version", 0, 0, O_VERSION},    {"pin", 1, 0, O_PIN},
@@ -350,6 +352,14 @@ int main(int argc, char **argv)
             break;
         case O_TRACE:
             o.trace = optarg;
+            break;
+        case O_TRANSPORT:
+            if (strcmp(optarg, "s390") == 0)
+                o.s390 = true;
+            else if (strcmp(optarg, "kvm-x86") == 0)
+                o.s390 = false;
+            else
+                return bad("--transport must be kvm-x86 or s390, not '%s'", optarg);
             break;
         case O_JSON:
             o.json = true;

@@ -47,6 +47,7 @@ struct pc_opts {
     enum pc_sweep sweep;
     const char *plot;         /* FILE.svg or FILE.png (gnuplot) */
     const char *trace;        /* write the protocol trace here and check it */
+    bool s390;                /* --transport s390: the s390 pfault transport, else kvm-x86 */
 };
 
 /* Per-mode results, all measured. */
@@ -66,6 +67,7 @@ struct pc_result {
     double idle_share;        /* vCPU time with no runnable task */
     double stall_share;       /* vCPU time stalled in a synchronous fault or halt */
     uint64_t trace_events;    /* with --trace: events checked */
+    uint64_t ack_exits;       /* "page ready" ACKs the guest sent the host (exits) */
     double steal_share;       /* CPU time this machine's hypervisor took away during the run
                                  (/proc/stat "steal"; -1 if unknown) */
     const char *memory;       /* "userfaultfd" or "presence map" */

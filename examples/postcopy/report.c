@@ -110,6 +110,8 @@ void pc_report_table(const struct pc_opts *o, const struct pc_result *r, int n)
         printf("APF overhead per fault: %.1f us median (ready latency %.1f us minus the page's "
                "fetch time, median %.1f us)\n",
                a->overhead_p50_us, a->ready_p50_us, a->fetch_p50_us);
+    if (a)
+        printf("\"page ready\" ACK exits (apf): %llu\n", (unsigned long long)a->ack_exits);
     if (a && a->trace_events)
         printf("protocol trace: %llu events, conformance checker: OK\n",
                (unsigned long long)a->trace_events);
@@ -148,8 +150,9 @@ static void json_result(const struct pc_result *x)
     json_num("idle_share", x->idle_share, 0);
     json_num("stall_share", x->stall_share, 0);
     json_num("steal_share", x->steal_share >= 0 ? x->steal_share : NAN, 0);
-    printf("\"memory\": \"%s\", \"trace_events\": %llu}", x->memory ? x->memory : "",
-           (unsigned long long)x->trace_events);
+    printf("\"memory\": \"%s\", \"trace_events\": %llu, \"ack_exits\": %llu}",
+           x->memory ? x->memory : "", (unsigned long long)x->trace_events,
+           (unsigned long long)x->ack_exits);
 }
 
 static void json_config(const struct pc_opts *o)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "apf/guest.h"
+#include "apf/host_s390.h"
 #include "apf/loopback.h"
 #include "postcopy.h"
 #include "support/coro.h"
@@ -77,6 +78,7 @@ struct pc_sim {
     struct apf_trace_checker *chk;
     void *chk_mem;
     int trace_err;
+    bool s390; /* --transport s390 */
     char trace_msg[256];
 };
 

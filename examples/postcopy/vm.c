@@ -279,7 +279,7 @@ static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers
         .host =
             {
                 .n_vcpus = o->vcpus,
-                .transport = &apf_host_transport_kvm_x86,
+                .transport = o->s390 ? &apf_host_transport_s390 : &apf_host_transport_kvm_x86,
                 .n_workers = workers,
                 .max_outstanding = o->max_outstanding,
                 /* workers with CPUs of their own may poll briefly for the next fault */
@@ -290,6 +290,7 @@ static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers
         .resolve = host_resolve,
         .ctx = s,
     };
+    s->s390 = o->s390;
     int err = apf_loopback_create(&lc, &s->lb);
     if (err) {
         snprintf(r->error, sizeof(r->error), "libapf loopback: %s", apf_strerror(err));
@@ -623,6 +624,7 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
         struct apf_host_vcpu_stats hs;
         apf_host_vcpu_stats(apf_loopback_host(s.lb), c, &hs);
         host_async += hs.faults_async;
+        r->ack_exits += hs.acks;
     }
     if (!atomic_load(&s.fatal) && host_async != r->faults_async)
         pc_sim_fail(&s, "counters disagree: host injected %llu not-present, vCPUs saw %llu",
