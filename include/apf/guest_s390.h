@@ -73,7 +73,7 @@ struct apf_guest_s390 {
     /** The CANCEL parameter block (built by apf_guest_s390_init(), read by the host):
      *  disable has no channel to put it in, and it is the same for every CPU. */
     _Alignas(8) uint8_t cancel[APF_S390_REFBK_SIZE];
-    /** Real address of @ref cancel: set by the kernel after apf_guest_s390_init() (e.g.
+    /** Real address of apf_guest_s390::cancel: set by the kernel after apf_guest_s390_init() (e.g.
      *  its virt_to_phys); probe refuses 0 or a misaligned one (APF_EINVAL). */
     uint64_t cancel_pa;
 };
