@@ -70,9 +70,10 @@ struct apf_guest_s390 {
      *  mode); with #APF_GUEST_SEND_ALWAYS both 0 (always). */
     uint64_t select;
     uint64_t compare; /**< See select. */
-    /** The CANCEL parameter block (built by apf_guest_s390_init(), read by the host):
-     *  disable has no channel to put it in, and it is the same for every CPU. */
-    _Alignas(8) uint8_t cancel[APF_S390_REFBK_SIZE];
+    /** The CANCEL parameter block's bytes (big-endian, built by apf_guest_s390_init(), read
+     *  by the host; doublewords only for the alignment): disable has no channel to put it
+     *  in, and it is the same for every CPU. */
+    uint64_t cancel[APF_S390_REFBK_SIZE / 8];
     /** Real address of apf_guest_s390::cancel: set by the kernel after apf_guest_s390_init() (e.g.
      *  its virt_to_phys); probe refuses 0 or a misaligned one (APF_EINVAL). */
     uint64_t cancel_pa;

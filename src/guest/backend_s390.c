@@ -177,7 +177,7 @@ void apf_guest_s390_init(struct apf_guest_s390 *b, const struct apf_s390_arch_op
         .dwords = APF_S390_REFBK_DWORDS,
         .version = APF_S390_REFBK_VERSION,
     };
-    apf_s390_refbk_encode(&cancel, b->cancel);
+    apf_s390_refbk_encode(&cancel, (uint8_t *)b->cancel);
     b->cancel_pa = 0;
 }
 
