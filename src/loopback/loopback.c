@@ -79,14 +79,19 @@ static bool lb_in(const void *base, size_t size, uint64_t gpa, uint32_t len)
 
 static void *lb_ram_ptr(struct apf_loopback *lb, uint64_t gpa, uint32_t len)
 {
-    /* s390: the vCPUs' token doublewords and the CANCEL block are guest memory too */
-    if (lb->fe_s390 && (lb_in(lb->vcpus, sizeof(*lb->vcpus) * lb->n_vcpus, gpa, len) ||
-                        lb_in(lb->gs.cancel, sizeof(lb->gs.cancel), gpa, len)))
-        return (void *)(uintptr_t)gpa;
     for (uint32_t i = 0; i < lb->n_ram; i++) {
         const struct lb_ram *r = &lb->ram[i];
         if (gpa >= r->base && gpa - r->base <= r->size && len <= r->size - (gpa - r->base))
             return (void *)(uintptr_t)gpa;
+    }
+    /* s390: the vCPUs' token doublewords and the CANCEL block are guest memory too (and
+     * nothing else of the loopback's own state) */
+    if (lb->fe_s390) {
+        if (lb_in(lb->gs.cancel, sizeof(lb->gs.cancel), gpa, len))
+            return (void *)(uintptr_t)gpa;
+        for (uint32_t i = 0; i < lb->n_vcpus; i++)
+            if (lb_in(lb->vcpus[i].s390_token, sizeof(lb->vcpus[i].s390_token), gpa, len))
+                return (void *)(uintptr_t)gpa;
     }
     return NULL;
 }
