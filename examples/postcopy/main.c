@@ -54,6 +54,8 @@ static const char usage[] =
     "  --plot FILE          with --sweep: FILE.svg, or FILE.png (needs gnuplot)\n"
     "  --trace FILE         write the APF protocol trace (apf mode) and check it;\n"
     "                       FILE.svg: its per-vCPU timeline\n"
+    "  --transport T        kvm-x86 | kvm-arm64 | xen | mmio | s390: the guest-visible APF\n"
+    "                       wire (default kvm-x86)\n"
     "  --json               print JSON instead of the table\n"
     "  --progress | --no-progress  progress line on stderr (default: on a terminal)\n"
     "  --help, --version\n"
@@ -236,6 +238,7 @@ int main(int argc, char **argv)
         {"memory", 1, 0, O_MEMORY},      {"workers", 1, 0, O_WORKERS},
         {"max-outstanding", 1, 0, O_MAXOUT}, {"sweep", 1, 0, O_SWEEP},
         {"plot", 1, 0, O_PLOT},          {"trace", 1, 0, O_TRACE},
+        {"transport", 1, 0, O_TRANSPORT},
         {"json", 0, 0, O_JSON},          {"progress", 0, 0, O_PROGRESS},
         {"no-progress", 0, 0, O_NOPROGRESS}, {"help", 0, 0, O_HELP},
         {"version", 0, 0, O_VERSION},    {"pin", 1, 0, O_PIN},
@@ -323,13 +326,13 @@ int main(int argc, char **argv)
         }
         case O_TRANSPORT: {
             bool found = false;
-            for (int t = TRANSPORT_KVM_X86; t <= TRANSPORT_MMIO; t++)
+            for (int t = TRANSPORT_KVM_X86; t <= TRANSPORT_S390; t++)
                 if (strcmp(optarg, pc_transport_name((enum pc_transport)t)) == 0) {
                     o.transport = (enum pc_transport)t;
                     found = true;
                 }
             if (!found)
-                return bad("--transport must be kvm-x86, kvm-arm64, xen or mmio, not '%s'",
+                return bad("--transport must be kvm-x86, kvm-arm64, xen, mmio or s390, not '%s'",
                            optarg);
             break;
         }

@@ -25,7 +25,13 @@ enum pc_pattern { PATTERN_SEQUENTIAL, PATTERN_RANDOM, PATTERN_ZIPF };
 enum pc_memory { MEMORY_AUTO, MEMORY_UFFD, MEMORY_MAP };
 enum pc_sweep { SWEEP_NONE, SWEEP_LATENCY, SWEEP_TASKS };
 /* --transport: the wire the loopback runs (issue 11) */
-enum pc_transport { TRANSPORT_KVM_X86, TRANSPORT_KVM_ARM64, TRANSPORT_XEN, TRANSPORT_MMIO };
+enum pc_transport {
+    TRANSPORT_KVM_X86,
+    TRANSPORT_KVM_ARM64,
+    TRANSPORT_XEN,
+    TRANSPORT_MMIO,
+    TRANSPORT_S390
+};
 const char *pc_transport_name(enum pc_transport t);
 
 struct pc_opts {
@@ -70,6 +76,7 @@ struct pc_result {
     double idle_share;        /* vCPU time with no runnable task */
     double stall_share;       /* vCPU time stalled in a synchronous fault or halt */
     uint64_t trace_events;    /* with --trace: events checked */
+    uint64_t ack_exits;       /* "page ready" ACKs the guest sent the host (exits) */
     double steal_share;       /* CPU time this machine's hypervisor took away during the run
                                  (/proc/stat "steal"; -1 if unknown) */
     const char *memory;       /* "userfaultfd" or "presence map" */

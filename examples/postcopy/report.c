@@ -155,8 +155,9 @@ static void json_result(const struct pc_result *x)
     json_num("ack_exits_per_ready", x->ack_exits_per_ready >= 0 ? x->ack_exits_per_ready : NAN, 0);
     json_num("notifications_per_ready",
              x->notifications_per_ready >= 0 ? x->notifications_per_ready : NAN, 0);
-    printf("\"memory\": \"%s\", \"trace_events\": %llu}", x->memory ? x->memory : "",
-           (unsigned long long)x->trace_events);
+    printf("\"memory\": \"%s\", \"trace_events\": %llu, \"ack_exits\": %llu}",
+           x->memory ? x->memory : "", (unsigned long long)x->trace_events,
+           (unsigned long long)x->ack_exits);
 }
 
 static void json_config(const struct pc_opts *o)

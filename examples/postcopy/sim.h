@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "apf/guest.h"
+#include "apf/host_s390.h"
 #include "apf/loopback.h"
 #include "postcopy.h"
 #include "support/coro.h"

@@ -276,8 +276,8 @@ static int open_source(const struct pc_opts *o, struct pc_sim *s, uint64_t npage
 
 const char *pc_transport_name(enum pc_transport t)
 {
-    static const char *const names[] = {"kvm-x86", "kvm-arm64", "xen", "mmio"};
-    return t <= TRANSPORT_MMIO ? names[t] : "?";
+    static const char *const names[] = {"kvm-x86", "kvm-arm64", "xen", "mmio", "s390"};
+    return t <= TRANSPORT_S390 ? names[t] : "?";
 }
 
 static const struct apf_host_transport_ops *pc_transport_ops(enum pc_transport t)
@@ -289,6 +289,8 @@ static const struct apf_host_transport_ops *pc_transport_ops(enum pc_transport t
         return &apf_host_transport_xen;
     case TRANSPORT_MMIO:
         return &apf_host_transport_mmio; /* x86 kind: #PF with CR2 = token */
+    case TRANSPORT_S390:
+        return &apf_host_transport_s390; /* floating "page ready", no ACK */
     default:
         return &apf_host_transport_kvm_x86;
     }
@@ -652,6 +654,7 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
         notifications += hs.notifications;
         readies += hs.ready_delivered + hs.wake_all_delivered;
     }
+    r->ack_exits = ack_exits;
     r->ack_exits_per_ready = readies ? (double)ack_exits / (double)readies : -1;
     r->notifications_per_ready = readies ? (double)notifications / (double)readies : -1;
     if (!atomic_load(&s.fatal) && host_async != r->faults_async)

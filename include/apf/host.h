@@ -324,8 +324,10 @@ APF_API int apf_host_complete(struct apf_host *h, uint32_t vcpu, uint32_t token,
  *
  * Validates everything before changing anything: the "page ready" vector was set, @p flags
  * holds only bits of the transport (apf_host_transport_ops::valid_flags), the area is
- * 64-byte aligned and the transport accepts it (guest memory, read through `read_guest`). If APF was already on, outstanding work is
- * dropped first, as by apf_host_vcpu_disable(). Then queues one wake-all "page ready".
+ * 64-byte aligned (8-byte with #APF_HOST_TRANSPORT_AREA_ALIGN_8) and the transport accepts it
+ * (guest memory, read through `read_guest`). If APF was already on, outstanding work is
+ * dropped first, as by apf_host_vcpu_disable(). Then queues one wake-all "page ready"
+ * (not for a transport with #APF_HOST_TRANSPORT_NO_WAKE_ALL).
  * Context: vCPU context.
  * @param h Engine.
  * @param vcpu vCPU id.
@@ -382,7 +384,8 @@ APF_API int apf_host_vcpu_save(struct apf_host *h, uint32_t vcpu, struct apf_hos
 /**
  * @brief Restore a vCPU's protocol state (destination of a migration). Validated like
  * apf_host_vcpu_enable() and apf_host_vcpu_set_vector(); on success, the vCPU is reset and
- * the state applied, and if APF is on a wake-all is queued so that every sleeper retries.
+ * the state applied, and if APF is on a wake-all is queued so that every sleeper retries
+ * (unless the transport has #APF_HOST_TRANSPORT_NO_WAKE_ALL).
  * Context: vCPU context, before the vCPU first runs.
  * @param h Engine.
  * @param vcpu vCPU id.

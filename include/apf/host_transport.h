@@ -85,6 +85,13 @@ struct apf_host_chan {
 /** "Page ready" is throttled by an explicit ACK (MSR write, IRQ_ACK) by default: the
  *  initial value of apf_host_chan::needs_ack. */
 #define APF_HOST_TRANSPORT_NEEDS_ACK (1u << 0)
+/** The area address (apf_host_chan::area_gpa) needs only 8-byte alignment, not
+ *  #APF_AREA_ALIGN (s390: it is the guest's token address, a doubleword). */
+#define APF_HOST_TRANSPORT_AREA_ALIGN_8 (1u << 1)
+/** The wire has no broadcast "page ready" (s390): enabling or restoring queues no wake-all
+ *  (the transport could not deliver it, and the engine would drop the completions it
+ *  "covers"). The frontend then answers every delivered "not present" itself. */
+#define APF_HOST_TRANSPORT_NO_WAKE_ALL (1u << 2)
 /** @} */
 
 /**

@@ -5,15 +5,22 @@
  *
  * The loopback owns a host engine and its transport frontend (KVM x86 or arm64, the latter
  * with the one-slot area or the ready ring; apf-mmio, apf/host_mmio.h; xen-hvm,
- * apf/host_xen.h, with the loopback playing Xen's own hypercalls) and gives the guest runtime
- * the matching real backend (apf_guest_backend_kvm_x86 / apf_guest_backend_kvm_arm64 /
- * apf_guest_backend_mmio / apf_guest_backend_xen) over arch hooks that
+ * apf/host_xen.h, with the loopback playing Xen's own hypercalls; s390 pfault,
+ * apf/host_s390.h) and gives the guest runtime the matching real backend
+ * (apf_guest_backend_kvm_x86 / apf_guest_backend_kvm_arm64 / apf_guest_backend_mmio /
+ * apf_guest_backend_xen / apf_guest_backend_s390) over arch hooks that
  * call the frontend: the guest's `cpuid`, `wrmsr` and `hvc` reach apf_host_kvm_x86_wrmsr()
  * / apf_host_kvm_arm64_hvc() exactly as a VMM would route them. The host's injections are delivered on the vCPU's own thread: "not
  * present" as an exception at the fault (apf_loopback_fault() calls the runtime's
  * apf_guest_on_exception()), "page ready" as an interrupt at the guest's next delivery
  * point (apf_loopback_deliver() calls apf_guest_on_interrupt()); kicks wake a vCPU idling
  * in apf_loopback_idle().
+ *
+ * s390: DIAGNOSE X'258' goes to apf_host_s390_diag258(); "not present" and "page ready" are
+ * external interrupt 0x2603 (apf_guest_s390_external()), the latter taken from the floating
+ * FIFO by whichever vCPU enters; each vCPU's token doubleword (real address 0x340, mapped per
+ * vCPU as prefixing would) gets a fresh task token before each fault, standing in for the
+ * kernel's context switch. apf_loopback_config::ppi and ring_entries must be 0.
  *
  * "Guest-physical" addresses are this process's addresses: register the memory the guest
  * owns (at least the runtime's memory, where the shared areas are) with
@@ -43,8 +50,8 @@ struct apf_loopback;
 struct apf_loopback_config {
     /**
      * The engine's configuration, as for apf_host_create(): n_vcpus, transport
-     * (&apf_host_transport_kvm_x86, &apf_host_transport_kvm_arm64, &apf_host_transport_mmio
-     * or &apf_host_transport_xen), n_workers,
+     * (&apf_host_transport_kvm_x86, &apf_host_transport_kvm_arm64, &apf_host_transport_mmio,
+     * &apf_host_transport_xen or &apf_host_transport_s390), n_workers,
      * max_outstanding, fallback, worker_spin_ns, trace, alloc, env. Leave `ops` and `ctx`
      * NULL: the loopback supplies them (guest memory, injections, kicks) and calls
      * @ref resolve / @ref submit below.

@@ -250,6 +250,9 @@ static inline uint32_t apf_token_kvm_seq(uint32_t token)
  *  @{ */
 #define APF_TRANSPORT_ID_KVM_X86 1u   /**< KVM x86 MSRs, one slot + ACK. */
 #define APF_TRANSPORT_ID_KVM_ARM64 2u /**< arm64 SMCCC, one slot + IRQ_ACK (or the ring). */
+/** s390 pfault (DIAGNOSE X'258' + external interrupt 0x2603): floating "page ready", no
+ *  ACK, no window (apf/proto_s390.h). */
+#define APF_TRANSPORT_ID_S390 3u
 #define APF_TRANSPORT_ID_XEN_HVM 4u  /**< Xen HVM/PVH vcpu_op + ready ring + VIRQ (apf/proto_xen.h). */
 #define APF_TRANSPORT_ID_MMIO 5u     /**< apf-mmio register window + ready ring (apf/proto_mmio.h). */
 #define APF_TRANSPORT_ID_TEST 255u    /**< Reserved for test transports. */

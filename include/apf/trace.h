@@ -32,6 +32,9 @@
  * exactly as before. With a ring, `host.ready` comes once per entry (arg = the vector if
  * the entry ended a notified batch, else 0: notification hold-off) and `guest.ready` once
  * per entry consumed, in FIFO order; `guest.ack` once per drain.
+ * Transport #APF_TRANSPORT_ID_S390 (s390 pfault, window 0) has no broadcast: after its
+ * `host.transport` event no wake-all is owed; its guest events carry the kernel's task keys
+ * and floating "page ready"s are taken on any vCPU, so they are not matched to the host's.
  */
 #ifndef APF_TRACE_H
 #define APF_TRACE_H

@@ -74,7 +74,9 @@ int apf__vcpu_enable_check(const struct apf__vcpu *v, uint64_t area_gpa, uint32_
     const struct apf_host *h = v->chan.host;
     if (flags & ~h->tp.valid_flags)
         return APF_EINVAL;
-    if (area_gpa & (APF_AREA_ALIGN - 1))
+    /* A transport may relax the area's alignment (s390: the token is a doubleword). */
+    uint64_t align = (h->tp.caps & APF_HOST_TRANSPORT_AREA_ALIGN_8) ? 8u : APF_AREA_ALIGN;
+    if (area_gpa & (align - 1))
         return APF_EINVAL;
     if (!apf__vector_valid(v, vector))
         return APF_EINVAL;
@@ -106,7 +108,9 @@ static void apf__enable_apply(struct apf__vcpu *v, uint64_t area_gpa, uint32_t f
     v->chan.needs_ack = (h->tp.caps & APF_HOST_TRANSPORT_NEEDS_ACK) != 0;
     if (h->tp.enabled)
         h->tp.enabled(h->tctx, &v->chan);
-    apf__wake_all_queue(v);
+    /* No broadcast on the wire (s390): nothing to queue (see APF_HOST_TRANSPORT_NO_WAKE_ALL). */
+    if (!(h->tp.caps & APF_HOST_TRANSPORT_NO_WAKE_ALL))
+        apf__wake_all_queue(v);
     apf__trace(v, APF_TRACE_HOST_ENABLE, 0, area_gpa, (int32_t)v->chan.flags);
     apf__trace(v, APF_TRACE_HOST_TRANSPORT, h->tp.id, 0, (int32_t)v->chan.window);
 }

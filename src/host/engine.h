@@ -12,7 +12,7 @@
  *                    deliver.c ("page ready" + ACK), control.c (enable/disable/migrate)
  *   engine           host.c (create, queries, what transports are given), hosted.c (libc
  *                    defaults and the worker pool glue; not in the freestanding core)
- *   transports       kvm_x86.c, kvm_arm64.c: public headers only (apf/host_transport.h)
+ *   transports       kvm_x86.c, kvm_arm64.c, s390.c: public headers only (apf/host_transport.h)
  *   worker pool      pool.c: a generic job queue with threads; knows nothing of the engine
  * The one exception to "steps do not call steps": control.c and deliver.c call
  * completion.c's apf__drain() first, so that they act on current state.

@@ -15,16 +15,21 @@
 #include <time.h>
 
 #include "apf/host_kvm_arm64.h"
+#include "apf/guest_s390.h"
 #include "apf/host_kvm_x86.h"
 #include "apf/host_mmio.h"
 #include "apf/guest_mmio.h"
 #include "apf/guest_xen.h"
 #include "apf/host_xen.h"
+#include "apf/host_s390.h"
 #include "apf/host_transport.h"
 #include "apf/loopback.h"
 
 #define LB_MAX_RAM 16
 #define LB_DEFAULT_PPI 20
+/* s390: the real address of the task-token doubleword (in each vCPU's prefix area, which
+ * the host maps to that vCPU's lb_vcpu::s390_token). */
+#define LB_S390_TOKEN_REAL 0x340u
 
 struct lb_vcpu {
     /* vCPU thread only: what the engine injected during the current call */
@@ -43,6 +48,9 @@ struct lb_vcpu {
     _Atomic int idle;
     pthread_mutex_t lock;
     pthread_cond_t cv;
+    /* s390: this vCPU's token doubleword (big-endian), written by the vCPU thread before
+     * each fault in place of the kernel's context switch */
+    _Alignas(8) uint8_t s390_token[8];
 };
 
 struct lb_ram {
@@ -62,6 +70,9 @@ struct apf_loopback {
     struct apf_guest_xen gxen;
     struct apf_guest_kvm_x86 gx;
     struct apf_guest_kvm_arm64 ga;
+    struct apf_host_s390 *fe_s390;
+    struct apf_guest_s390 gs;
+    _Atomic uint32_t s390_task_seq; /* s390: task ids handed out (never 0 or ~0) */
     struct apf_guest *guest;
     struct lb_ram ram[LB_MAX_RAM];
     uint32_t n_ram;
@@ -71,12 +82,27 @@ struct apf_loopback {
 
 /* ---- host side: the engine's callbacks ------------------------------------------------------- */
 
+static bool lb_in(const void *base, size_t size, uint64_t gpa, uint32_t len)
+{
+    uintptr_t b = (uintptr_t)base;
+    return gpa >= b && gpa - b <= size && len <= size - (gpa - b);
+}
+
 static void *lb_ram_ptr(struct apf_loopback *lb, uint64_t gpa, uint32_t len)
 {
     for (uint32_t i = 0; i < lb->n_ram; i++) {
         const struct lb_ram *r = &lb->ram[i];
         if (gpa >= r->base && gpa - r->base <= r->size && len <= r->size - (gpa - r->base))
             return (void *)(uintptr_t)gpa;
+    }
+    /* s390: the vCPUs' token doublewords and the CANCEL block are guest memory too (and
+     * nothing else of the loopback's own state) */
+    if (lb->fe_s390) {
+        if (lb_in(lb->gs.cancel, sizeof(lb->gs.cancel), gpa, len))
+            return (void *)(uintptr_t)gpa;
+        for (uint32_t i = 0; i < lb->n_vcpus; i++)
+            if (lb_in(lb->vcpus[i].s390_token, sizeof(lb->vcpus[i].s390_token), gpa, len))
+                return (void *)(uintptr_t)gpa;
     }
     return NULL;
 }
@@ -114,6 +140,13 @@ static void lb_inject_ready(void *ctx, uint32_t vcpu, uint32_t vector)
     if (lb->fe_xen != NULL && lb->vcpus[vcpu].xen_port == 0)
         return;
     lb->vcpus[vcpu].irq_pending = 1;
+    if (lb->fe_s390) {
+        /* s390: a floating "page ready" is queued; any vCPU may take it, so wake them all
+         * (the owner takes it at this very entry if it can). */
+        for (uint32_t i = 0; i < lb->n_vcpus; i++)
+            if (i != vcpu)
+                apf_loopback_kick(lb, i);
+    }
 }
 
 static void lb_kick(void *ctx, uint32_t vcpu)
@@ -237,6 +270,44 @@ static int64_t lb_xen_hypercall(void *ctx, uint32_t cpu, uint32_t nr, const uint
 }
 
 static const struct apf_xen_arch_ops lb_xen_arch = {lb_xen_hypercall};
+/* s390: DIAGNOSE X'258' intercepted and handed to the frontend; a program exception comes
+ * back as the frontend's negative code. */
+static int lb_diag258(void *ctx, uint32_t cpu, uint64_t block)
+{
+    struct apf_loopback *lb = ctx;
+    uint64_t ry = 0;
+    int err = apf_host_s390_diag258(lb->fe_s390, cpu, block, &ry);
+    return err ? err : (int)ry;
+}
+
+static const struct apf_s390_arch_ops lb_s390_arch = {lb_diag258};
+
+/* Prefixing: the token's real address is each vCPU's own doubleword. */
+static uint64_t lb_real_to_abs(void *ctx, uint32_t vcpu, uint64_t real)
+{
+    struct apf_loopback *lb = ctx;
+    return real == LB_S390_TOKEN_REAL ? (uint64_t)(uintptr_t)lb->vcpus[vcpu].s390_token : real;
+}
+
+static bool lb_is_s390(const struct apf_loopback *lb)
+{
+    return lb->cfg.host.transport == &apf_host_transport_s390;
+}
+
+/* The gate's inputs from the engine's guest-state bits: external interrupts = IRQ_ON,
+ * problem state = USER, CR0 service-signal subclass = IRQCHIP_ON, pending = EXC_PENDING. */
+static struct apf_host_s390_cpu lb_s390_cpu(uint32_t gs)
+{
+    struct apf_host_s390_cpu c = {0};
+    if (gs & APF_GS_IRQ_ON)
+        c.psw_mask |= APF_S390_PSW_MASK_EXT;
+    if (gs & APF_GS_USER)
+        c.psw_mask |= APF_S390_PSW_MASK_PSTATE;
+    if (gs & APF_GS_IRQCHIP_ON)
+        c.cr0 |= APF_S390_CR0_SERVICE_SIGNAL;
+    c.pending = (gs & APF_GS_EXC_PENDING) != 0;
+    return c;
+}
 
 /* ---- create / destroy ---------------------------------------------------------------------------- */
 
@@ -275,7 +346,8 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
     bool mmio = hcfg->transport == &apf_host_transport_mmio;
     bool xen = hcfg->transport == &apf_host_transport_xen;
     if (hcfg->transport != &apf_host_transport_kvm_x86 &&
-        hcfg->transport != &apf_host_transport_kvm_arm64 && !mmio && !xen)
+        hcfg->transport != &apf_host_transport_kvm_arm64 && !mmio && !xen &&
+        hcfg->transport != &apf_host_transport_s390)
         return APF_EINVAL;
     if (cfg->mmio_np_kind > APF_MMIO_NP_RISCV_ACCESS_FAULT || (cfg->mmio_np_kind && !mmio))
         return APF_EINVAL;
@@ -288,7 +360,10 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
             return APF_EINVAL;
     uint32_t ppi = cfg->ppi ? cfg->ppi : LB_DEFAULT_PPI;
     bool x86 = hcfg->transport == &apf_host_transport_kvm_x86;
-    if (!x86 && !mmio && !xen && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
+    bool s390 = hcfg->transport == &apf_host_transport_s390;
+    if (s390 && (cfg->ppi || cfg->ring_entries))
+        return APF_EINVAL; /* neither exists on s390 */
+    if (!x86 && !mmio && !xen && !s390 && (ppi < APF_ARM64_PPI_MIN || ppi > APF_ARM64_PPI_MAX))
         return APF_EINVAL;
     uint32_t ring = cfg->ring_entries;
     if (ring && (x86 || ring < APF_RING_MIN_ENTRIES || ring > APF_RING_MAX_ENTRIES ||
@@ -325,7 +400,12 @@ int apf_loopback_create(const struct apf_loopback_config *cfg, struct apf_loopba
     hc.ctx = lb;
     int err = apf_host_create(&hc, &lb->host);
     if (err == 0) {
-        if (x86) {
+        if (s390) {
+            struct apf_host_s390_config sc = {.real_to_abs = lb_real_to_abs, .ctx = lb};
+            err = apf_host_s390_create(lb->host, &sc, &lb->fe_s390);
+            apf_guest_s390_init(&lb->gs, &lb_s390_arch, lb, LB_S390_TOKEN_REAL);
+            lb->gs.cancel_pa = (uint64_t)(uintptr_t)lb->gs.cancel;
+        } else if (x86) {
             err = apf_host_kvm_x86_create(lb->host, NULL, &lb->fe_x86);
             apf_guest_kvm_x86_init(&lb->gx, &lb_x86_arch, lb);
         } else if (xen) {
@@ -369,6 +449,7 @@ void apf_loopback_destroy(struct apf_loopback *lb)
     apf_host_kvm_arm64_destroy(lb->fe_arm64);
     apf_host_mmio_destroy(lb->fe_mmio);
     apf_host_xen_destroy(lb->fe_xen);
+    apf_host_s390_destroy(lb->fe_s390);
     apf_host_destroy(lb->host);
     for (uint32_t i = 0; i < lb->n_vcpus; i++) {
         pthread_mutex_destroy(&lb->vcpus[i].lock);
@@ -396,7 +477,10 @@ int apf_loopback_add_ram(struct apf_loopback *lb, void *base, size_t size)
 void apf_loopback_guest_backend(struct apf_loopback *lb, const struct apf_guest_backend_ops **ops,
                                 void **ctx)
 {
-    if (lb_is_x86(lb)) {
+    if (lb_is_s390(lb)) {
+        *ops = &apf_guest_backend_s390;
+        *ctx = &lb->gs;
+    } else if (lb_is_x86(lb)) {
         *ops = &apf_guest_backend_kvm_x86;
         *ctx = &lb->gx;
     } else if (lb_is_mmio(lb)) {
@@ -427,9 +511,27 @@ uint64_t apf_loopback_virt_to_phys(void *ctx, const void *va)
 /* One guest entry: the engine's before-entry step, then the interrupt it raised, if any.
  * The guest's ACK (a wrmsr / hvc inside its handler) is an exit of its own, after which
  * the next entry may carry the next "page ready": apf_loopback_deliver loops over entries. */
+/* s390: the entry moves this vCPU's completions to the floating FIFO and, if this vCPU can
+ * take a service-signal interrupt, takes the oldest floating one (any vCPU's). */
+static int lb_entry_s390(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
+{
+    struct apf_host_s390_cpu c = lb_s390_cpu(guest_state);
+    uint64_t param;
+    lb->vcpus[vcpu].irq_pending = 0;
+    int r = apf_host_s390_before_entry(lb->fe_s390, vcpu, &c, &param);
+    if (r <= 0)
+        return r;
+    if (lb->guest && apf_guest_s390_external(lb->guest, vcpu, APF_S390_EXT_CODE,
+                                             APF_S390_EXT_SUB_DONE, param) != 1)
+        return APF_EPROTO;
+    return 1;
+}
+
 static int lb_entry(struct apf_loopback *lb, uint32_t vcpu, uint32_t guest_state)
 {
     struct lb_vcpu *v = &lb->vcpus[vcpu];
+    if (lb->fe_s390)
+        return lb_entry_s390(lb, vcpu, guest_state);
     int r = apf_host_vcpu_before_entry(lb->host, vcpu, guest_state);
     if (r <= 0)
         return r;
@@ -471,8 +573,30 @@ int apf_loopback_fault(struct apf_loopback *lb, uint32_t vcpu, uint64_t gpa, uin
         return APF_EINVAL;
     struct lb_vcpu *v = &lb->vcpus[vcpu];
     v->np_pending = 0;
-    int r = apf_host_vcpu_fault(lb->host, vcpu, gpa, guest_state);
-    if (r == APF_FAULT_ASYNC) {
+    int r;
+    uint64_t param = 0;
+    if (lb->fe_s390) {
+        /* In place of the kernel's context switch: the running task's token, fresh per
+         * fault (a task waits for one token at a time; ids are unique, never 0 or ~0). */
+        uint32_t id;
+        do
+            id = atomic_fetch_add_explicit(&lb->s390_task_seq, 1, memory_order_relaxed) + 1;
+        while (id == 0 || id == 0xffffffffu);
+        uint64_t t = apf_guest_s390_task_token(id);
+        for (int i = 0; i < 8; i++)
+            v->s390_token[i] = (uint8_t)(t >> (56 - 8 * i));
+        struct apf_host_s390_cpu c = lb_s390_cpu(guest_state);
+        r = apf_host_s390_fault(lb->fe_s390, vcpu, gpa, &c, &param);
+    } else {
+        r = apf_host_vcpu_fault(lb->host, vcpu, gpa, guest_state);
+    }
+    if (r == APF_FAULT_ASYNC && lb->fe_s390) {
+        v->np_pending = 0;
+        /* external interrupt 0x2603/0x0600 at the faulting instruction */
+        if (lb->guest && apf_guest_s390_external(lb->guest, vcpu, APF_S390_EXT_CODE,
+                                                 APF_S390_EXT_SUB_INIT, param) != 1)
+            return APF_EPROTO;
+    } else if (r == APF_FAULT_ASYNC) {
         if (!v->np_pending)
             return APF_EPROTO;
         v->np_pending = 0;

@@ -179,6 +179,9 @@ struct vstate {
     uint8_t enabled;
     uint8_t wake_all_owed; /* enabled, and no wake-all delivered since */
     uint8_t window_pinned; /* set by apf_trace_checker_set_window(): host.transport ignored */
+    /* s390: the guest's events carry the kernel's task keys (not the host's tokens), and a
+     * floating "page ready" is taken on any vCPU: they are not matched to the host's. */
+    uint8_t guest_keys;
 };
 
 struct apf_trace_checker {
@@ -440,7 +443,7 @@ static int host_ready(struct apf_trace_checker *c, struct vstate *s,
      * trace without guest events (so far) nobody consumes them: keep only the newest. */
     uint32_t keep = (w == 0 || w > c->qcap) ? c->qcap : w;
     if (s->q_len >= keep) {
-        if (c->saw_guest)
+        if (c->saw_guest && !s->guest_keys) /* s390: the guest's side is not matched */
             return fail_code(c, ev, APF_ENOSPC, "more page readies unconsumed by the guest "
                              "than the checker was sized for (max_window ", c->qcap,
                              " tokens per vCPU)", 0, NULL);
@@ -538,6 +541,12 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
             return fail(c, ev, "transport with a negative window");
         if (!s->window_pinned)
             s->window = (uint32_t)ev->arg;
+        /* s390 pfault has no broadcast "page ready": its enable owes no wake-all (the
+         * host answers every delivered "not present" by itself). */
+        if (ev->token == APF_TRANSPORT_ID_S390) {
+            s->wake_all_owed = 0;
+            s->guest_keys = 1;
+        }
         return 0;
     case APF_TRACE_HOST_DISABLE:
     case APF_TRACE_HOST_RESET:
@@ -553,12 +562,16 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
     case APF_TRACE_HOST_ACK:
         return host_ack(c, s, ev);
     case APF_TRACE_GUEST_NOT_PRESENT: {
+        if (s->guest_keys)
+            return 0;
         int64_t at = apf__map_slot(&s->outstanding, ev->token);
         if (c->saw_host && (at < 0 || s->outstanding.e[at].value != s->gen))
             return fail(c, ev, "guest took a not present the host did not send");
         return 0;
     }
     case APF_TRACE_GUEST_READY:
+        if (s->guest_keys)
+            return 0;
         return guest_ready(c, s, ev);
     case APF_TRACE_HOST_SYNC:
     case APF_TRACE_HOST_HALT:

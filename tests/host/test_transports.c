@@ -8,6 +8,7 @@
  *   kvm-arm64+ring  the ready ring (protocol 1.1): batches, hold-off, no ACK call
  *   apf-mmio        register window, the ready ring, #PF with CR2 = token (x86 kind)
  *   xen-hvm         vcpu_op registration by GPA, the ready ring + VIRQ, #PF with CR2 = token
+ *   s390            pfault (issue 12): floating "page ready", no ACK, no window (own rows)
  * Cases: enable (wake-all first), not present, ready, the throttle (ACK or consumer index),
  * bursts of 1, 8 and 64 completions, wake-all drops older tokens, disable with work in
  * flight, bad input from the guest, migration to another engine.
@@ -19,6 +20,7 @@
 #include "apf/host_kvm_x86.h"
 #include "apf/host_mmio.h"
 #include "apf/host_xen.h"
+#include "apf/host_s390.h"
 #include "apf_check.h"
 #include "fake_vmm.h"
 
@@ -1252,6 +1254,177 @@ START_TEST(test_xen_random_registrations_keep_invariants)
 }
 END_TEST
 
+/* ---- s390 pfault rows (issue 12) --------------------------------------------------------------
+ * The same cases through s390's own planes: DIAGNOSE X'258' blocks in (big-endian), the
+ * 0x2603 interruption parameters out. Where s390 differs it is asserted: no wake-all after
+ * enable, no throttle, no ACK call, completions floating to whichever vCPU enters. */
+
+#define S390_BLOCK 0x2000u
+#define S390_TOK 0x3000u
+#define S390_ON {APF_S390_PSW_MASK_EXT | APF_S390_PSW_MASK_PSTATE, APF_S390_CR0_SERVICE_SIGNAL, 0, 0}
+
+struct s390x {
+    struct fake_vmm *f;
+    struct apf_host *h;
+    struct apf_host_s390 *fe;
+};
+
+static void s390_block(struct fake_vmm *f, uint16_t sub, uint64_t tok, uint64_t mask, uint64_t res)
+{
+    uint8_t *p = f->mem + S390_BLOCK;
+    struct apf_s390_refbk b = {0x0258, sub, 5, 2, tok, mask, mask, res};
+    apf_s390_refbk_encode(&b, p);
+}
+
+static uint64_t s390_diag(struct s390x *x, uint32_t vcpu)
+{
+    uint64_t ry = 99;
+    ck_assert_int_eq(apf_host_s390_diag258(x->fe, vcpu, S390_BLOCK, &ry), 0);
+    return ry;
+}
+
+static void s390_mk(struct s390x *x, struct fake_vmm *f)
+{
+    x->f = f;
+    fake_init(f);
+    struct apf_host_config c = fake_config(f, 2, 0, &apf_host_transport_s390);
+    c.max_outstanding = 128;
+    ck_assert_int_eq(apf_host_create(&c, &x->h), 0);
+    ck_assert_int_eq(apf_host_s390_create(x->h, NULL, &x->fe), 0);
+}
+
+static void s390_on(struct s390x *x)
+{
+    s390_block(x->f, 0, S390_TOK, 1ull << 48, 0x8000000000000000ull);
+    ck_assert_uint_eq(s390_diag(x, 0), 0);
+}
+
+static void s390_fini(struct s390x *x)
+{
+    apf_host_s390_destroy(x->fe);
+    apf_host_destroy(x->h);
+    fake_fini(x->f);
+}
+
+/* A fault with task token 0x8000000000000000 | id: returns the engine token. */
+static uint32_t s390_fault(struct s390x *x, uint64_t gpa, uint32_t id)
+{
+    apf_s390_put_be64(x->f->mem + S390_TOK, 0x8000000000000000ull | id);
+    const struct apf_host_s390_cpu on = S390_ON;
+    uint64_t p = 0;
+    ck_assert_int_eq(apf_host_s390_fault(x->fe, 0, gpa, &on, &p), APF_FAULT_ASYNC);
+    ck_assert_uint_eq(p, 0x8000000000000000ull | id);
+    size_t n = fake_count(x->f, FAKE_NP, 0);
+    return fake_nth(x->f, FAKE_NP, 0, n - 1)->value;
+}
+
+/* Entries of vCPU `vcpu` until nothing more comes: the parameters in arrival order. */
+static uint32_t s390_take_all(struct s390x *x, uint32_t vcpu, uint64_t *got, uint32_t max)
+{
+    const struct apf_host_s390_cpu on = S390_ON;
+    uint32_t n = 0;
+    while (n < max && apf_host_s390_before_entry(x->fe, vcpu, &on, &got[n]) == 1)
+        n++;
+    return n;
+}
+
+START_TEST(test_s390_row_enable_queues_no_wake_all)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct s390x x;
+    s390_mk(&x, f);
+    s390_on(&x);
+    uint64_t got[4];
+    ck_assert_uint_eq(s390_take_all(&x, 0, got, 4), 0);
+    ck_assert_uint_eq(fake_count(f, FAKE_READY, 0), 0);
+    struct apf_host_vcpu_stats s;
+    ck_assert_int_eq(apf_host_vcpu_stats(x.h, 0, &s), 0);
+    ck_assert_uint_eq(s.wake_all_delivered, 0);
+    s390_fini(&x);
+    free(f);
+}
+END_TEST
+
+/* Bursts of 1, 8 and 64: every token once, in completion order, one notification per
+ * burst and no ACK call; taken by the other vCPU as readily as by the faulting one. */
+START_TEST(test_s390_row_burst)
+{
+    static const uint32_t sizes[] = {1, 8, 64};
+    uint32_t n = sizes[_i % 3], taker = (uint32_t)_i / 3;
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct s390x x;
+    s390_mk(&x, f);
+    s390_on(&x);
+    uint32_t tok[64];
+    for (uint32_t k = 0; k < n; k++)
+        tok[k] = s390_fault(&x, 0x40000 + 0x1000ull * k, 0x100 + k);
+    for (uint32_t k = 0; k < n; k++)
+        ck_assert_int_eq(apf_host_complete(x.h, 0, tok[n - 1 - k], 0), 0);
+    const struct apf_host_s390_cpu off = {APF_S390_PSW_MASK_PSTATE, APF_S390_CR0_SERVICE_SIGNAL,
+                                          0, 0};
+    uint64_t got[64], p;
+    if (taker == 1) /* vCPU 0 cannot take it now: it floats to vCPU 1 */
+        ck_assert_int_eq(apf_host_s390_before_entry(x.fe, 0, &off, &p), 0);
+    ck_assert_uint_eq(s390_take_all(&x, taker, got, 64), n);
+    for (uint32_t k = 0; k < n; k++)
+        ck_assert_uint_eq(got[k], 0x8000000000000000ull | (0x100 + n - 1 - k));
+    struct apf_host_vcpu_stats s;
+    ck_assert_int_eq(apf_host_vcpu_stats(x.h, 0, &s), 0);
+    ck_assert_uint_eq(s.ready_delivered, n);
+    ck_assert_uint_eq(s.notifications, 1);
+    ck_assert_uint_eq(s.acks, 0);
+    ck_assert_uint_eq(s.outstanding, 0);
+    s390_fini(&x);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_s390_row_disable_with_work_in_flight_sends_nothing)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct s390x x;
+    s390_mk(&x, f);
+    s390_on(&x);
+    uint32_t a = s390_fault(&x, 0x40000, 1), b = s390_fault(&x, 0x41000, 2);
+    ck_assert_int_eq(apf_host_complete(x.h, 0, a, 0), 0);
+    s390_block(f, 1, 0, 0, 0); /* CANCEL */
+    ck_assert_uint_eq(s390_diag(&x, 0), 0);
+    ck_assert_int_eq(apf_host_complete(x.h, 0, b, 0), 0);
+    uint64_t got[4];
+    ck_assert_uint_eq(s390_take_all(&x, 0, got, 4) + s390_take_all(&x, 1, got, 4), 0);
+    struct apf_host_vcpu_stats s;
+    ck_assert_int_eq(apf_host_vcpu_stats(x.h, 0, &s), 0);
+    ck_assert_uint_eq(s.outstanding, 0);
+    ck_assert_uint_eq(s.completions_dropped, 2);
+    s390_fini(&x);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_s390_row_migration_restores_registers_without_wake_all)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f)), *g = calloc(1, sizeof(*g));
+    struct s390x x, y;
+    s390_mk(&x, f);
+    s390_on(&x);
+    s390_fault(&x, 0x40000, 7); /* in flight: not part of the state */
+    struct apf_host_s390_state st;
+    ck_assert_int_eq(apf_host_s390_get_state(x.fe, 0, &st), 0);
+    s390_mk(&y, g);
+    ck_assert_int_eq(apf_host_s390_set_state(y.fe, 0, &st), 0);
+    uint64_t got[4];
+    ck_assert_uint_eq(s390_take_all(&y, 0, got, 4), 0);
+    uint32_t t = s390_fault(&y, 0x42000, 8);
+    ck_assert_int_eq(apf_host_complete(y.h, 0, t, 0), 0);
+    ck_assert_uint_eq(s390_take_all(&y, 0, got, 4), 1);
+    ck_assert_uint_eq(got[0], 0x8000000000000008ull);
+    s390_fini(&y);
+    s390_fini(&x);
+    free(f);
+    free(g);
+}
+END_TEST
+
 static Suite *transports_suite(void)
 {
     Suite *s = suite_create("transports");
@@ -1289,6 +1462,12 @@ static Suite *transports_suite(void)
     tcase_add_test(tr2, test_mmio_random_guest_input_keeps_invariants);
     tcase_add_test(tr2, test_xen_random_registrations_keep_invariants);
     suite_add_tcase(s, tr2);
+    TCase *ts = tcase_create("s390");
+    tcase_add_test(ts, test_s390_row_enable_queues_no_wake_all);
+    tcase_add_loop_test(ts, test_s390_row_burst, 0, 6);
+    tcase_add_test(ts, test_s390_row_disable_with_work_in_flight_sends_nothing);
+    tcase_add_test(ts, test_s390_row_migration_restores_registers_without_wake_all);
+    suite_add_tcase(s, ts);
     (void)kind_name;
     return s;
 }

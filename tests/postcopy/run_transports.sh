@@ -19,7 +19,7 @@ check() {
   if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
 }
 field() { grep -o "\"$2\": [^,}]*" "$1" | head -n1 | sed 's/.*: //'; }
-for t in kvm-x86 kvm-arm64 xen mmio; do
+for t in kvm-x86 kvm-arm64 xen mmio s390; do
   "$prog" "${small[@]}" --transport "$t" --trace "$work/$t.trace" >"$work/$t.json" 2>"$work/$t.err"
   rc=$?
   check "$t: exit 0 (rc=$rc)" test $rc -eq 0
