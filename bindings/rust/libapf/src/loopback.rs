@@ -107,7 +107,7 @@ struct VcpuCtx<'i, 'f> {
 }
 
 thread_local! {
-    static CUR: Cell<*const c_void> = Cell::new(ptr::null());
+    static CUR: Cell<*const c_void> = const { Cell::new(ptr::null()) };
 }
 
 /// The current vCPU context of this thread. Aborts if there is none: the guest runtime

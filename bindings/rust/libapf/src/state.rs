@@ -46,7 +46,7 @@ impl VcpuState {
         }
     }
 
-    pub(crate) fn to_raw(&self) -> sys::apf_host_vcpu_state {
+    pub(crate) fn to_raw(self) -> sys::apf_host_vcpu_state {
         sys::apf_host_vcpu_state {
             version: sys::APF_HOST_STATE_VERSION,
             enabled: self.enabled as u32,
@@ -145,7 +145,7 @@ impl KvmArm64State {
         }
     }
 
-    pub(crate) fn to_raw(&self) -> sys::apf_host_kvm_arm64_state {
+    pub(crate) fn to_raw(self) -> sys::apf_host_kvm_arm64_state {
         sys::apf_host_kvm_arm64_state {
             version: self.version,
             sdei_event: self.sdei_event,

@@ -240,3 +240,65 @@ fn session_kvm_arm64_ring() {
 fn session_kvm_arm64_ring_restore() {
     session(Transport::KvmArm64, 8, true);
 }
+
+/// The other completion mode: the engine's worker threads call `Pager::resolve`; two vCPUs
+/// on threads of their own fault on their pages; host and guest agree afterwards.
+#[test]
+fn workers_two_vcpus_every_transport() {
+    struct Workers {
+        present: Vec<AtomicBool>,
+        resolves: std::sync::atomic::AtomicU64,
+    }
+    impl Pager for Workers {
+        fn resolve(&self, _vcpu: u32, gpa: u64) -> Result<(), Error> {
+            thread::sleep(std::time::Duration::from_micros(50));
+            self.present[((gpa - PAGE_A) / 4096) as usize].store(true, Ordering::SeqCst);
+            self.resolves.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+    for (transport, ring) in [(Transport::KvmX86, 0), (Transport::KvmArm64, 0), (Transport::KvmArm64, 16)] {
+        const PAGES: usize = 64;
+        let pager = Arc::new(Workers {
+            present: (0..2 * PAGES).map(|_| AtomicBool::new(false)).collect(),
+            resolves: Default::default(),
+        });
+        let mut cfg = LoopbackConfig::new(2, transport);
+        cfg.n_workers = 2;
+        cfg.ring_entries = ring;
+        let lb = Loopback::new(&cfg, pager.clone()).unwrap();
+        // Embedder completion is refused when the engine has workers.
+        assert_eq!(lb.completer().complete(0, 0x1000, Ok(())), Err(Error::Inval));
+        let threads: Vec<_> = (0..2u32)
+            .map(|id| {
+                let mut v = lb.vcpu(id).unwrap();
+                let pager = pager.clone();
+                thread::spawn(move || {
+                    v.online().unwrap();
+                    let mut asynch = 0;
+                    for p in id as usize * PAGES..(id as usize + 1) * PAGES {
+                        while !pager.present[p].load(Ordering::SeqCst) {
+                            if v.fault(PAGE_A + p as u64 * 4096).unwrap() == Fault::Async {
+                                asynch += 1;
+                            }
+                        }
+                    }
+                    v.deliver().unwrap();
+                    (v, asynch)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in threads {
+            let (v, asynch) = t.join().unwrap();
+            let (g, h) = (v.guest_stats().unwrap(), v.host_stats().unwrap());
+            assert_eq!(h.faults_async, asynch);
+            assert!(asynch >= 1);
+            assert_eq!((g.not_present, g.ready, g.wake_all), (h.faults_async, h.ready_delivered, h.wake_all_delivered));
+            assert_eq!((h.acks_spurious, g.bad_host_values, h.bad_guest_values), (0, 0, 0));
+            total += h.faults_async + h.faults_halt;
+        }
+        assert!(pager.resolves.load(Ordering::SeqCst) as usize >= 2 * PAGES);
+        assert!(total as usize >= 2 * PAGES);
+    }
+}
