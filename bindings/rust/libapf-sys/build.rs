@@ -40,10 +40,15 @@ fn main() {
     if stat {
         cmd.arg("--static");
     }
+    // The ABI of these bindings: libapf 0.2.x (while the major version is 0, each minor
+    // release may change it, and the SONAME carries it).
+    let mut modules = vec!["libapf-host", "libapf-guest"];
     if loopback {
-        cmd.arg("libapf-loopback");
+        modules.insert(0, "libapf-loopback");
     }
-    cmd.args(["libapf-host", "libapf-guest"]);
+    for m in modules {
+        cmd.arg(format!("{} >= 0.2.0", m)).arg(format!("{} < 0.3", m));
+    }
     let out = match cmd.output() {
         Ok(o) => o,
         Err(e) => panic!(

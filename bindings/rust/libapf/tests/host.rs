@@ -82,6 +82,13 @@ impl Embedder for Vm {
 }
 
 #[test]
+fn library_matches_the_bindings() {
+    // SAFETY: a pure function.
+    assert_eq!(unsafe { sys::apf_version() }, sys::APF_VERSION_HEX);
+    assert_eq!(libapf::version(), format!("{}.{}.{}", sys::APF_VERSION_MAJOR, sys::APF_VERSION_MINOR, sys::APF_VERSION_PATCH));
+}
+
+#[test]
 fn errors_map_one_to_one() {
     assert_eq!(Error::ALL.len(), 23);
     for code in -300..=0 {
