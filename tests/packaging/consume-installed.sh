@@ -36,8 +36,11 @@ trap cleanup EXIT
 dpkg -i "${debs[@]}" >"$work/dpkg-install.log"
 echo "installed: ${names[*]}"
 
-# Nothing but the system's paths from here on.
+# Nothing but the packages' paths from here on (not even /usr/local, where a hand-made
+# `cmake --install` may have put another libapf).
 unset PKG_CONFIG_PATH APF_LIB_DIR APF_STATIC LD_LIBRARY_PATH CMAKE_PREFIX_PATH
+multiarch=$(gcc -print-multiarch 2>/dev/null || true)
+export PKG_CONFIG_LIBDIR="/usr/lib/${multiarch:+$multiarch/}pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig"
 
 # 1. C, pkg-config
 [ "$(realpath "$(pkg-config --variable=prefix libapf-host)")" = /usr ] ||
@@ -48,7 +51,7 @@ cc -std=c11 -Wall -Werror -o "$work/consumer-pc" "$src/tests/consumer/main.c" \
 "$work/consumer-pc"
 
 # 2. C, find_package(apf)
-cmake -S "$src/tests/consumer" -B "$work/cmake" >"$work/cmake.log"
+cmake -S "$src/tests/consumer" -B "$work/cmake" -DCMAKE_IGNORE_PREFIX_PATH=/usr/local >"$work/cmake.log"
 cmake --build "$work/cmake" >>"$work/cmake.log"
 grep -Eq '^apf_DIR:PATH=/usr/lib/([^/]+/)?cmake/apf$' "$work/cmake/CMakeCache.txt" ||
   { echo "find_package: apf not found in /usr" >&2; exit 1; }
