@@ -260,8 +260,10 @@ struct apf_host_ring {
 APF_API int apf_host_ring_check(const struct apf_host_chan *c, uint64_t gpa, uint32_t size);
 
 /**
- * @brief Start a ring (after apf_host_ring_check()): writes the header (prod = cons =
- * event = 0, size) and resets @p r.
+ * @brief Start a ring (after apf_host_ring_check()), empty at the guest's own consumer
+ * index: reads `cons` from the page, writes prod = cons, size and event = cons + 1 (notify on
+ * the first entry), and resets @p r to that index. A fresh registration (a cleared page)
+ * starts at 0; a restore after migration continues where the guest is.
  * @param r Producer state.
  * @param c Channel.
  * @param gpa Ring page.

@@ -34,16 +34,24 @@ int apf_host_ring_check(const struct apf_host_chan *c, uint64_t gpa, uint32_t si
 int apf_host_ring_start(struct apf_host_ring *r, const struct apf_host_chan *c, uint64_t gpa,
                         uint32_t size)
 {
-    uint32_t host_line[2] = {0, size};
-    uint32_t guest_line[2] = {0, 1}; /* cons = 0; event = 1: notify on the first entry */
+    /* The ring starts empty at the guest's own consumer index, whatever it is: a fresh
+     * registration has it at 0 (the guest cleared its page), and after a migration the
+     * guest's index lives on in its memory while the host's state was not carried (arm64
+     * saves only the registration). Starting at 0 there would make the guest refuse the
+     * restore's wake-all as an overrun. Any value is safe: indices are free-running. */
+    uint32_t cons;
+    if (apf_host_chan_read(c, gpa + APF_RING_CONS_OFFSET, &cons, sizeof(cons)))
+        return APF_EFAULT;
+    uint32_t host_line[2] = {cons, size};
+    uint32_t event = cons + 1; /* notify on the first entry */
     if (apf_host_chan_write(c, gpa + APF_RING_PROD_OFFSET, host_line, sizeof(host_line)) ||
-        apf_host_chan_write(c, gpa + APF_RING_CONS_OFFSET, guest_line, sizeof(guest_line)))
+        apf_host_chan_write(c, gpa + APF_RING_EVENT_OFFSET, &event, sizeof(event)))
         return APF_EFAULT;
     r->gpa = gpa;
     r->size = size;
-    r->prod = 0;
-    r->published = 0;
-    r->cons = 0;
+    r->prod = cons;
+    r->published = cons;
+    r->cons = cons;
     r->bad_cons = 0;
     return 0;
 }

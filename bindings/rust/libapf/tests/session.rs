@@ -229,14 +229,10 @@ fn session_kvm_arm64_ring() {
     session(Transport::KvmArm64, 8, false);
 }
 
-/// Restoring a saved state in ring mode restarts the ring at index 0 (host side:
-/// apf_host_ring_start() writes prod = cons = 0) while the guest's consumer keeps its own
-/// index (4 here): the guest does not take the restore's wake-all (counted spurious) and
-/// sleepers are not told to retry. A C-side protocol gap (the restart must resume from the
-/// guest's consumer index, or the guest must re-sync), found by this test; ignored until
-/// it is fixed in libapf-host / libapf-guest.
+/// Restoring a saved state in ring mode: the ring restarts empty at the guest's own consumer
+/// index (4 here), so the guest takes the restore's wake-all and sleepers retry. (This test
+/// found the C side restarting at 0, which the guest refused as an overrun.)
 #[test]
-#[ignore = "C: a ring-mode restore restarts the ring at 0; the guest's consumer does not follow"]
 fn session_kvm_arm64_ring_restore() {
     session(Transport::KvmArm64, 8, true);
 }
