@@ -59,6 +59,14 @@ struct apf_s390_arch_ops {
 APF_API extern const struct apf_s390_arch_ops apf_s390_arch_native;
 #endif
 
+/** @cond INTERNAL */
+#if defined(__GNUC__) || defined(__clang__)
+#define APF__ALIGN8 __attribute__((aligned(8)))
+#else
+#define APF__ALIGN8
+#endif
+/** @endcond */
+
 /** @brief Context of the s390 backend (initialise with apf_guest_s390_init()). */
 struct apf_guest_s390 {
     const struct apf_s390_arch_ops *arch; /**< Arch hook. */
@@ -73,7 +81,7 @@ struct apf_guest_s390 {
     /** The CANCEL parameter block's bytes (big-endian, built by apf_guest_s390_init(), read
      *  by the host; doublewords only for the alignment): disable has no channel to put it
      *  in, and it is the same for every CPU. */
-    uint64_t cancel[APF_S390_REFBK_SIZE / 8];
+    uint64_t cancel[APF_S390_REFBK_SIZE / 8] APF__ALIGN8; /* 8 even where u64 aligns to 4 (i686) */
     /** Real address of apf_guest_s390::cancel: set by the kernel after apf_guest_s390_init() (e.g.
      *  its virt_to_phys); probe refuses 0 or a misaligned one (APF_EINVAL). */
     uint64_t cancel_pa;
