@@ -987,6 +987,114 @@ START_TEST(test_create_over_arm64_engine_is_refused)
 }
 END_TEST
 
+/* An allocator that poisons every block it frees and keeps it (quarantine) until the test
+ * ends: reading an engine after its destroy reads 0xdb bytes (a wild pointer), so a
+ * frontend that still needs its engine crashes here even without AddressSanitizer. */
+static long g_poison_live;
+static void *g_quarantine[16];
+static int g_n_quarantine;
+static void quarantine_release(void)
+{
+    while (g_n_quarantine > 0)
+        free(g_quarantine[--g_n_quarantine]);
+}
+static void *poison_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    void *p = aligned_alloc(align < 64 ? 64 : align, (size + 63) & ~(size_t)63);
+    if (p)
+        g_poison_live++;
+    return p;
+}
+static void poison_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    memset(p, 0xdb, size);
+    if (g_n_quarantine < 16)
+        g_quarantine[g_n_quarantine++] = p;
+    else
+        free(p);
+    g_poison_live--;
+}
+static const struct apf_allocator g_poison = {poison_alloc, poison_free, NULL};
+
+/* Issue 13 finding 8: the frontend frees itself without its engine (destroy order free). */
+START_TEST(test_frontend_destroy_after_engine_destroy)
+{
+    teardown();
+    fake_init(&g_f);
+    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, &apf_host_transport_kvm_x86);
+    c.alloc = &g_poison;
+    struct apf_host *h;
+    struct apf_host_kvm_x86 *fe;
+    ck_assert_int_eq(apf_host_create(&c, &h), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_create(h, NULL, &fe), 0);
+    apf_host_destroy(h); /* the engine first */
+    apf_host_kvm_x86_destroy(fe);
+    ck_assert_int_eq(g_poison_live, 0);
+    quarantine_release();
+    fake_fini(&g_f);
+}
+END_TEST
+
+/* Issue 13 finding 9: rdmsr reads the engine, whichever entry point changed it: a VMM that
+ * saves with rdmsr after an engine-level disable must not turn APF back on at restore. */
+START_TEST(test_rdmsr_follows_engine_level_disable_reset_restore)
+{
+    guest_apf_on(0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
+    ck_assert_int_eq(apf_host_vcpu_disable(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), VEC);
+    /* The migration the VMM does with those values keeps APF off on the destination. */
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 1, rdmsr_ok(0, MSR_INT), rdmsr_ok(0, MSR_EN)),
+                     0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 1), 0);
+    /* An engine-level restore turns it on: rdmsr says so, with its vector. */
+    struct apf_host_vcpu_state st;
+    ck_assert_int_eq(apf_host_vcpu_save(g_h, 0, &st), 0);
+    st.enabled = 1;
+    st.area_gpa = FAKE_AREA(0);
+    st.flags = (uint32_t)EN_ON;
+    st.vector = 0x50;
+    ck_assert_int_eq(apf_host_vcpu_restore(g_h, 0, &st), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0x50);
+    /* An engine-level reset: both read 0, as after the frontend's reset. */
+    ck_assert_int_eq(apf_host_vcpu_reset(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0);
+    /* A value that leaves APF off still reads back as the guest wrote it. */
+    ck_assert_int_eq(wrmsr(0, MSR_INT, VEC), 0);
+    ck_assert_int_eq(wrmsr(0, MSR_EN, FAKE_AREA(0) | APF_EN_ENABLED), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | APF_EN_ENABLED);
+    ck_assert_int_eq(wrmsr(0, MSR_EN, FAKE_AREA(0) | EN_ON), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
+    ck_assert_int_eq(apf_host_vcpu_disable(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0); /* not the off value written before the on */
+}
+END_TEST
+
+/* Issue 13 finding 10: restoring never-written MSRs (both 0) is accepted whatever CPUID
+ * offers; anything else still needs the feature. */
+START_TEST(test_restore_of_all_zero_msrs_is_accepted_without_the_features)
+{
+    make_features(FEAT_VMEXIT, 0); /* neither ASYNC_PF nor ASYNC_PF_INT */
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, 0), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, FAKE_AREA(0) | EN_ON), APF_EOPNOTSUPP);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, FAKE_AREA(0)), APF_EOPNOTSUPP);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, VEC, 0), APF_EOPNOTSUPP);
+    /* With the features, all-zero turns a vCPU that was on off (a reset). */
+    make_features(FEAT_PF | FEAT_INT, 0);
+    guest_apf_on(0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, 0), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0);
+}
+END_TEST
+
 static Suite *kvm_x86_suite(void)
 {
     Suite *s = suite_create("kvm_x86");
@@ -997,6 +1105,13 @@ static Suite *kvm_x86_suite(void)
     tcase_add_test(tc, test_cpuid_features_leaf_defaults_to_async_pf_and_async_pf_int);
     tcase_add_test(tc, test_cpuid_features_leaf_returns_configured_features);
     tcase_add_test(tc, test_cpuid_other_leaves_are_not_answered_and_regs_untouched);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hardening");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_frontend_destroy_after_engine_destroy);
+    tcase_add_test(tc, test_rdmsr_follows_engine_level_disable_reset_restore);
+    tcase_add_test(tc, test_restore_of_all_zero_msrs_is_accepted_without_the_features);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("msr_int");
