@@ -51,8 +51,9 @@ struct apf_host_kvm_arm64_state {
     uint32_t sdei_event; /**< SDEI event number of "not present". */
     uint32_t irq;        /**< PPI INTID of "page ready" (16..31), 0 = not set. */
     uint32_t reserved;   /**< Must be 0. */
-    uint64_t control;    /**< Control value as the guest last enabled it (address | flags). */
-    uint64_t ring;       /**< RING registration as last accepted (page | log2), 0 = none. */
+    uint64_t control;    /**< Control: address | flags while APF is on, else the last
+                              ENABLE value that left it off (0 after a reset). */
+    uint64_t ring;       /**< RING registration in force (page | log2), 0 = none. */
 };
 
 /** apf_host_kvm_arm64_hvc() result: not the APF function, handle the call elsewhere. */

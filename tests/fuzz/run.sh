@@ -18,6 +18,9 @@ jobs=${JOBS:-1}
 cmake -S "$top" -B "$build" -DCMAKE_C_COMPILER=clang -DAPF_FUZZ=ON -DAPF_SANITIZE=address \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=OFF -DAPF_BUILD_DOCS=OFF \
   -DAPF_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
+build=$(cd "$build" && pwd)
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
 for t in $targets; do
   cmake --build "$build" -j "${BUILD_JOBS:-2}" --target "fuzz_$t" >/dev/null
 done
