@@ -361,8 +361,9 @@ START_TEST(test_stress_every_not_present_answered_once)
         resets += g[i].resets;
         restores += g[i].restores;
     }
-    ck_assert_int_gt(np, 1000);   /* the stress did stress */
-    ck_assert_int_gt(ready, 500);
+    /* the stress did stress (floors in proportion to the iterations: short runs too) */
+    ck_assert_int_gt(np, iterations() / 2);
+    ck_assert_int_gt(ready, iterations() / 20);
     pthread_mutex_lock(&S.trace_lock);
     ck_assert_msg(S.trace_err == 0, "trace checker: %s", S.trace_msg);
     ck_assert_msg(apf_trace_checker_finish(S.chk) == 0, "trace checker: %s",
