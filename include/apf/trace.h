@@ -18,8 +18,8 @@
  * Whitespace, the one rule every reader applies (apf_trace_parse(),
  * apf_trace_line_ignored(), `apf-trace-check`): a blank is a space or a tab; fields are
  * separated by one or more blanks, and blanks may come before the first field and after
- * the last; a line ends with "\n", "\r\n" or the end of the input, and any other '\r' or
- * '\n' is part of a field (so the line does not parse). A line whose first non-blank
+ * the last; a line ends with "\\n", "\\r\\n" or the end of the input, and any other '\\r' or
+ * '\\n' is part of a field (so the line does not parse). A line whose first non-blank
  * character is '#', or that holds only blanks, is a comment: apf_trace_line_ignored()
  * says so, apf_trace_parse() refuses it, readers skip it.
  *
@@ -141,7 +141,7 @@ APF_API int apf_trace_format(const struct apf_trace_event *ev, char *buf, size_t
 /**
  * @brief Parse one line of the text format.
  * Context: any; freestanding.
- * @param line The line (a trailing "\n" or "\r\n" is allowed; see "Whitespace" above).
+ * @param line The line (a trailing "\\n" or "\\r\\n" is allowed; see "Whitespace" above).
  * @param len Its length in bytes.
  * @param[out] ev The event; unchanged on error.
  * @return 0 on success; APF_EINVAL on a malformed line (a comment line included), an
@@ -153,7 +153,7 @@ APF_API int apf_trace_parse(const char *line, size_t len, struct apf_trace_event
  * @brief Whether a line of the text format is a comment or blank, to be skipped (the
  * "Whitespace" rule above: only blanks, or '#' as the first non-blank character).
  * Context: any; freestanding.
- * @param line The line (its "\n" or "\r\n" line end allowed); NULL counts as blank.
+ * @param line The line (its "\\n" or "\\r\\n" line end allowed); NULL counts as blank.
  * @param len Its length in bytes.
  * @return 1 if readers skip the line, 0 if it must parse as an event.
  */
