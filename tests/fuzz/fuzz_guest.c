@@ -22,6 +22,14 @@
 
 enum { M_X86, M_ARM_SLOT, M_ARM_RING };
 
+/* A "not present" being handled (innermost last): what reached its CPU since. */
+struct window {
+    uint32_t cpu, token;
+    uint32_t wake_alls;  /* the CPU's well-formed wake-alls and offlines when it began */
+    int ready_seen;      /* a well-formed "page ready" for its token came since */
+    int checked;
+};
+
 struct sleeper {
     struct apf_guest_waiter *w; /* NULL for a halted wait (the waiter is not passed) */
     uintptr_t task;
@@ -41,6 +49,9 @@ static struct {
     struct sleeper sl[MAX_SLEEPERS];
     int n_sl;
     int chaos[N_CPUS];    /* the host wrote raw values since the CPU came online */
+    uint32_t wake_alls[N_CPUS];
+    struct window win[MAX_DEPTH + 2];
+    int n_win;
     uint32_t last_np[N_CPUS];
     long halts;
     _Alignas(64) unsigned char mem[160 * 1024];
@@ -135,10 +146,41 @@ static uint32_t e_cpu_id(void *ctx)
     return G.cur_cpu;
 }
 
+/* Called after "not present" was read, before the waiter is in the table: interrupts that
+ * arrive in this window (one nested event) - the lost wake-up's home. */
 static int e_can_sleep(void *ctx)
 {
     (void)ctx;
-    return (fz_u8(G.f) & 7) != 0;
+    uint8_t b = fz_u8(G.f);
+    if ((b & 0x30) == 0x30 && G.depth < MAX_DEPTH && G.f->n > 0 && G.steps < 2000) {
+        uint32_t cpu = G.cur_cpu;
+        uintptr_t task = G.cur_task;
+        G.depth++;
+        run_event();
+        G.depth--;
+        G.cur_cpu = cpu;
+        G.cur_task = task;
+    }
+    return (b & 7) != 0;
+}
+
+/* About to sleep or halt for the innermost "not present": a wake-all of its CPU, or a
+ * "page ready" for its token, that came in its window must have stopped it (it would wait
+ * for ever: nothing else will come for that token). */
+static void check_window(const char *how)
+{
+    if (G.n_win == 0)
+        return;
+    struct window *w = &G.win[G.n_win - 1];
+    if (w->checked || G.chaos[w->cpu])
+        return;
+    w->checked = 1;
+    FZ_ASSERT(w->wake_alls == G.wake_alls[w->cpu],
+              "lost wake-up: %s although a wake-all came in its window (token %#x)", how,
+              w->token);
+    FZ_ASSERT(!w->ready_seen,
+              "lost wake-up: %s although its page ready came in its window (token %#x)", how,
+              w->token);
 }
 
 /* The rest of the system runs while a task waits: more events, or, with the input (or the
@@ -171,6 +213,7 @@ static void e_sleep(void *ctx, struct apf_guest_waiter *w)
     (void)ctx;
     FZ_ASSERT(G.locks == 0, "sleeping with a lock held");
     FZ_ASSERT(G.n_sl < MAX_SLEEPERS);
+    check_window("sleeps");
     FZ_ASSERT(apf_guest_waiter_cpu(w) == G.cur_cpu);
     struct sleeper *s = &G.sl[G.n_sl++];
     *s = (struct sleeper){.w = w, .task = G.cur_task, .cpu = G.cur_cpu};
@@ -195,6 +238,7 @@ static void e_halt(void *ctx)
      * wakes halted waiters too. Bounded: a waiter offline does not wake would make the
      * runtime halt for ever. */
     FZ_ASSERT(++G.halts < 100000, "a halted waiter is never woken");
+    check_window("halts");
     uint32_t cpu = G.cur_cpu;
     uintptr_t task = G.cur_task;
     if (G.depth < MAX_DEPTH && G.f->n > 0 && G.steps < 2000 && G.n_sl < MAX_SLEEPERS) {
@@ -307,6 +351,16 @@ static void run_event(void)
         if (fz_u8(G.f) & 3)
             t = 0x1000u * (1 + fz_u8(G.f)) + (uint32_t)G.steps; /* a fresh token */
         G.last_np[cpu] = t;
+        /* A token already waited for on this CPU (or 0, ~0) is the host misbehaving: the
+         * lost-wake-up checks no longer apply to this CPU (robustness ones still do). */
+        for (int i = 0; i < G.n_win; i++)
+            if (G.win[i].cpu == cpu && G.win[i].token == t)
+                G.chaos[cpu] = 1;
+        for (int i = 0; i < G.n_sl; i++)
+            if (G.sl[i].w && G.sl[i].cpu == cpu && apf_guest_waiter_token(G.sl[i].w) == t)
+                G.chaos[cpu] = 1;
+        if (!apf_token_is_fault(t))
+            G.chaos[cpu] = 1;
         if (area(cpu)) {
             area(cpu)->flags = APF_REASON_NOT_PRESENT;
             if (G.mode != M_X86)
@@ -314,8 +368,11 @@ static void run_event(void)
         }
         uintptr_t task = G.cur_task;
         G.cur_task = G.next_task++;
+        G.win[G.n_win++] = (struct window){.cpu = cpu, .token = t,
+                                           .wake_alls = G.wake_alls[cpu]};
         int r = apf_guest_on_exception(G.g, cpu, t);
         FZ_ASSERT(r == 0 || r == 1, "on_exception %d", r);
+        G.n_win--;
         G.cur_task = task;
         break;
     }
@@ -329,6 +386,11 @@ static void run_event(void)
         FZ_ASSERT(r >= 0, "on_interrupt %d", r);
         if (!sent || G.chaos[cpu])
             break;
+        if (t == APF_TOKEN_WAKE_ALL)
+            G.wake_alls[cpu]++;
+        for (int i = 0; i < G.n_win; i++)
+            if (G.win[i].cpu == cpu && G.win[i].token == t && (G.mode != M_ARM_RING || !ring(cpu)))
+                G.win[i].ready_seen = 1;
         /* No lost wake-up: the sleepers of that token (all of the CPU's for a wake-all)
          * are awake now. (Only slot channels: a ring may hold older entries first.) */
         if (G.mode != M_ARM_RING || ring(cpu) == NULL)
@@ -370,6 +432,7 @@ static void run_event(void)
     case 6: {
         int r = apf_guest_cpu_offline(G.g, cpu);
         FZ_ASSERT(r >= 0);
+        G.wake_alls[cpu]++;
         for (int i = 0; i < G.n_sl; i++)
             if (G.sl[i].w && G.sl[i].cpu == cpu)
                 FZ_ASSERT(apf_guest_waiter_woken(G.sl[i].w), "offline left a sleeper");
@@ -407,6 +470,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     G.depth = G.locks = G.steps = G.n_sl = 0;
     G.halts = 0;
     memset(G.chaos, 0, sizeof(G.chaos));
+    memset(G.wake_alls, 0, sizeof(G.wake_alls));
+    G.n_win = 0;
     memset(G.last_np, 0, sizeof(G.last_np));
     const struct apf_guest_backend_ops *be;
     void *bctx;
