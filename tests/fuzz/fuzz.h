@@ -66,14 +66,14 @@ static inline uint64_t fz_val(struct fz *f, const uint64_t *special, size_t n_sp
     return fz_u64(f);
 }
 
-#define FZ_ASSERT(cond, ...)                                                                    \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "fuzz invariant violated: %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, " " __VA_ARGS__);                                                    \
-            fputc('\n', stderr);                                                                \
-            abort();                                                                            \
-        }                                                                                       \
+#define FZ_ASSERT(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz invariant violated: %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, " " __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #endif

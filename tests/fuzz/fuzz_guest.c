@@ -25,8 +25,8 @@ enum { M_X86, M_ARM_SLOT, M_ARM_RING };
 /* A "not present" being handled (innermost last): what reached its CPU since. */
 struct window {
     uint32_t cpu, token;
-    uint32_t wake_alls;  /* the CPU's well-formed wake-alls and offlines when it began */
-    int ready_seen;      /* a well-formed "page ready" for its token came since */
+    uint32_t wake_alls; /* the CPU's well-formed wake-alls and offlines when it began */
+    int ready_seen;     /* a well-formed "page ready" for its token came since */
     int checked;
 };
 
@@ -48,7 +48,7 @@ static struct {
     int depth, locks, steps;
     struct sleeper sl[MAX_SLEEPERS];
     int n_sl;
-    int chaos[N_CPUS];    /* the host wrote raw values since the CPU came online */
+    int chaos[N_CPUS]; /* the host wrote raw values since the CPU came online */
     uint32_t wake_alls[N_CPUS];
     struct window win[MAX_DEPTH + 2];
     int n_win;
@@ -114,19 +114,31 @@ static void a_smccc(void *ctx, uint32_t cpu, const uint64_t in[4], uint64_t out[
         return;
     }
     switch (in[1]) {
-    case APF_ARM64_FUNC_VERSION: out[0] = APF_PROTO_VERSION; break;
-    case APF_ARM64_FUNC_SLOTS: out[0] = 64; break;
-    case APF_ARM64_FUNC_SDEI: out[0] = APF_ARM64_SDEI_EVENT_DEFAULT; break;
-    case APF_ARM64_FUNC_IRQ: out[0] = 20; break;
-    case APF_ARM64_FUNC_FEATURES: out[0] = APF_FEATURE_RING; break;
+    case APF_ARM64_FUNC_VERSION:
+        out[0] = APF_PROTO_VERSION;
+        break;
+    case APF_ARM64_FUNC_SLOTS:
+        out[0] = 64;
+        break;
+    case APF_ARM64_FUNC_SDEI:
+        out[0] = APF_ARM64_SDEI_EVENT_DEFAULT;
+        break;
+    case APF_ARM64_FUNC_IRQ:
+        out[0] = 20;
+        break;
+    case APF_ARM64_FUNC_FEATURES:
+        out[0] = APF_FEATURE_RING;
+        break;
     case APF_ARM64_FUNC_ENABLE:
-    case APF_ARM64_FUNC_RING: break;
+    case APF_ARM64_FUNC_RING:
+        break;
     case APF_ARM64_FUNC_IRQ_ACK:
         FZ_ASSERT(cpu < N_CPUS);
         FZ_ASSERT(area(cpu)->flags == 0 && area(cpu)->token == 0,
                   "IRQ_ACK sent before the slot was released");
         break;
-    default: out[0] = (uint64_t)(int64_t)APF_SMCCC_NOT_SUPPORTED;
+    default:
+        out[0] = (uint64_t)(int64_t)APF_SMCCC_NOT_SUPPORTED;
     }
 }
 
@@ -176,8 +188,7 @@ static void check_window(const char *how)
         return;
     w->checked = 1;
     FZ_ASSERT(w->wake_alls == G.wake_alls[w->cpu],
-              "lost wake-up: %s although a wake-all came in its window (token %#x)", how,
-              w->token);
+              "lost wake-up: %s although a wake-all came in its window (token %#x)", how, w->token);
     FZ_ASSERT(!w->ready_seen,
               "lost wake-up: %s although its page ready came in its window (token %#x)", how,
               w->token);
@@ -278,8 +289,7 @@ static uint64_t e_v2p(void *ctx, const void *va)
 }
 
 static const struct apf_guest_env_ops env = {
-    e_current_task, e_cpu_id, e_can_sleep, e_sleep, e_wake, e_halt, e_lock, e_unlock, e_v2p,
-    NULL,
+    e_current_task, e_cpu_id, e_can_sleep, e_sleep, e_wake, e_halt, e_lock, e_unlock, e_v2p, NULL,
 };
 
 /* ---- events ---- */
@@ -368,8 +378,7 @@ static void run_event(void)
         }
         uintptr_t task = G.cur_task;
         G.cur_task = G.next_task++;
-        G.win[G.n_win++] = (struct window){.cpu = cpu, .token = t,
-                                           .wake_alls = G.wake_alls[cpu]};
+        G.win[G.n_win++] = (struct window){.cpu = cpu, .token = t, .wake_alls = G.wake_alls[cpu]};
         int r = apf_guest_on_exception(G.g, cpu, t);
         FZ_ASSERT(r == 0 || r == 1, "on_exception %d", r);
         G.n_win--;
@@ -403,9 +412,8 @@ static void run_event(void)
     }
     case 4: { /* the host writes anything anywhere in the channel */
         G.chaos[cpu] = 1;
-        uint32_t val = (uint32_t)fz_val(G.f, (const uint64_t[]){0, 1, 2, 3, 0xffffffffu,
-                                                               0x80000000u, 512, 513},
-                                        8);
+        uint32_t val = (uint32_t)fz_val(
+            G.f, (const uint64_t[]){0, 1, 2, 3, 0xffffffffu, 0x80000000u, 512, 513}, 8);
         uint8_t where = fz_u8(G.f);
         struct apf_ring *r = ring(cpu);
         if (r && (where & 1)) {

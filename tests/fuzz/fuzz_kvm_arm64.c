@@ -10,15 +10,21 @@
 #include "apf/host_kvm_arm64.h"
 #include "host_env.h"
 
-static const uint64_t subs[] = {APF_ARM64_FUNC_VERSION, APF_ARM64_FUNC_SLOTS,
-                                APF_ARM64_FUNC_SDEI,    APF_ARM64_FUNC_IRQ,
-                                APF_ARM64_FUNC_ENABLE,  APF_ARM64_FUNC_IRQ_ACK,
-                                APF_ARM64_FUNC_FEATURES, APF_ARM64_FUNC_RING,
-                                8,                      0xffffffffu};
-static const uint64_t controls[] = {0, 0x1001, 0x1003, 0x1005, 0x1041, 0x1000, 0x1081, 0x1004,
-                                    0x1007, 0x10000001ull, 0x1ull << 40 | 1};
-static const uint64_t rings[] = {0, 0x8000 | 3, 0x8000 | 1, 0x8000 | 9, 0x8000 | 10, 0x9000 | 6,
-                                 0x8000, 0x8800 | 2, 0xf000 | 5, 0x10000 | 2, 0x1000 | 31};
+static const uint64_t subs[] = {APF_ARM64_FUNC_VERSION,
+                                APF_ARM64_FUNC_SLOTS,
+                                APF_ARM64_FUNC_SDEI,
+                                APF_ARM64_FUNC_IRQ,
+                                APF_ARM64_FUNC_ENABLE,
+                                APF_ARM64_FUNC_IRQ_ACK,
+                                APF_ARM64_FUNC_FEATURES,
+                                APF_ARM64_FUNC_RING,
+                                8,
+                                0xffffffffu};
+static const uint64_t controls[] = {0,      0x1001, 0x1003, 0x1005,        0x1041,          0x1000,
+                                    0x1081, 0x1004, 0x1007, 0x10000001ull, 0x1ull << 40 | 1};
+static const uint64_t rings[] = {0,           0x8000 | 3,  0x8000 | 1, 0x8000 | 9,
+                                 0x8000 | 10, 0x9000 | 6,  0x8000,     0x8800 | 2,
+                                 0xf000 | 5,  0x10000 | 2, 0x1000 | 31};
 
 static struct apf_host_kvm_arm64_state get(struct apf_host_kvm_arm64 *fe, uint32_t v)
 {
@@ -107,8 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 1:
         case 2: { /* the guest's SMCCC call */
             uint64_t sub = fz_val(&f, subs, 10);
-            uint64_t value = sub == APF_ARM64_FUNC_RING ? fz_val(&f, rings, 11)
-                                                       : fz_val(&f, controls, 11);
+            uint64_t value =
+                sub == APF_ARM64_FUNC_RING ? fz_val(&f, rings, 11) : fz_val(&f, controls, 11);
             /* upper halves the SMC32 convention ignores (input-chosen, read in order) */
             uint64_t hi0 = (uint64_t)fz_u8(&f) << 32;
             uint64_t hi2 = (uint64_t)fz_u8(&f) << 32;
@@ -119,8 +125,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 in[0] = fz_u32(&f); /* another function */
             if (v >= FZ_VCPUS) {
                 int r = apf_host_kvm_arm64_hvc(fe, v, in, out);
-                FZ_ASSERT(r == ((uint32_t)in[0] == APF_ARM64_FUNC_ID ? APF_ENODEV
-                                                                      : APF_HOST_KVM_ARM64_NOT_MINE));
+                FZ_ASSERT(r == ((uint32_t)in[0] == APF_ARM64_FUNC_ID
+                                    ? APF_ENODEV
+                                    : APF_HOST_KVM_ARM64_NOT_MINE));
                 break;
             }
             struct apf_host_kvm_arm64_state before = get(fe, v);

@@ -9,9 +9,13 @@
 #include "apf/host_kvm_x86.h"
 #include "host_env.h"
 
-static const uint64_t msrs[] = {APF_KVM_MSR_ASYNC_PF_EN, APF_KVM_MSR_ASYNC_PF_INT,
-                                APF_KVM_MSR_ASYNC_PF_ACK, 0x4b564d00u, 0x4b564d01u, 0xc0000080u};
-static const uint64_t en_values[] = {0, 0x1009, 0x1049, 0x1001, 0x1008, 0x100d, 0x1019,
+static const uint64_t msrs[] = {APF_KVM_MSR_ASYNC_PF_EN,
+                                APF_KVM_MSR_ASYNC_PF_INT,
+                                APF_KVM_MSR_ASYNC_PF_ACK,
+                                0x4b564d00u,
+                                0x4b564d01u,
+                                0xc0000080u};
+static const uint64_t en_values[] = {0,      0x1009, 0x1049, 0x1001, 0x1008, 0x100d, 0x1019,
                                      0x1029, 0x1000, 0x1003, 0x1040, 0x100f, 0x1b};
 static const uint64_t int_values[] = {0xec, 0x20, 0x1f, 0, 0xff, 0x100, 0x50};
 
@@ -57,8 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint32_t msr = (uint32_t)msrs[fz_u8(&f) % 6];
             uint64_t val = msr == APF_KVM_MSR_ASYNC_PF_INT ? fz_val(&f, int_values, 7)
                                                            : fz_val(&f, en_values, 13);
-            struct apf_host_vcpu_state before = v < FZ_VCPUS ? fz_save(&e, v)
-                                                             : (struct apf_host_vcpu_state){0};
+            struct apf_host_vcpu_state before =
+                v < FZ_VCPUS ? fz_save(&e, v) : (struct apf_host_vcpu_state){0};
             int r = apf_host_kvm_x86_wrmsr(fe, v, msr, val);
             if (msr != APF_KVM_MSR_ASYNC_PF_EN && msr != APF_KVM_MSR_ASYNC_PF_INT &&
                 msr != APF_KVM_MSR_ASYNC_PF_ACK) {

@@ -60,11 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             r = apf_host_vcpu_restore(dst.h, w, &st);
             struct apf_host_vcpu_state after = fz_save(&dst, w);
             if (r == 0)
-                FZ_ASSERT(after.enabled == st.enabled && after.vector == st.vector &&
-                              after.seq == st.seq &&
-                              (!st.enabled ||
-                               (after.area_gpa == st.area_gpa && after.flags == st.flags)),
-                          "engine restore accepted, state differs");
+                FZ_ASSERT(
+                    after.enabled == st.enabled && after.vector == st.vector &&
+                        after.seq == st.seq &&
+                        (!st.enabled || (after.area_gpa == st.area_gpa && after.flags == st.flags)),
+                    "engine restore accepted, state differs");
             break;
         }
         case 1:
@@ -76,8 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (r == 0) {
                     struct apf_host_kvm_arm64_state got;
                     FZ_ASSERT(apf_host_kvm_arm64_get_state(da, w, &got) == 0);
-                    FZ_ASSERT(got.control == st.control && got.ring == st.ring &&
-                                  got.irq == st.irq,
+                    FZ_ASSERT(got.control == st.control && got.ring == st.ring && got.irq == st.irq,
                               "set_state accepted, reads back differently");
                 }
             } else {

@@ -26,8 +26,8 @@ static void o_submit(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa)
     (void)gpa;
     FZ_ASSERT(e->n_pend < FZ_PENDING, "more submitted work than the limits allow");
     for (uint32_t i = 0; i < e->n_pend; i++)
-        FZ_ASSERT(e->pend_token[i] != token || e->pend_vcpu[i] != vcpu,
-                  "token %#x submitted twice", token);
+        FZ_ASSERT(e->pend_token[i] != token || e->pend_vcpu[i] != vcpu, "token %#x submitted twice",
+                  token);
     e->pend_vcpu[e->n_pend] = vcpu;
     e->pend_token[e->n_pend] = token;
     e->n_pend++;
@@ -139,8 +139,8 @@ void fz_host_fini(struct fz_host *e, long frontend_blocks)
     for (uint32_t v = 0; v < FZ_VCPUS; v++) {
         /* Take what the completions queued: nothing may stay outstanding. */
         for (int k = 0; k < 4 * 64 + 8; k++) {
-            if (apf_host_vcpu_before_entry(e->h, v, APF_GS_USER | APF_GS_IRQ_ON | APF_GS_PAGING |
-                                                         APF_GS_IRQCHIP_ON) != 1)
+            if (apf_host_vcpu_before_entry(
+                    e->h, v, APF_GS_USER | APF_GS_IRQ_ON | APF_GS_PAGING | APF_GS_IRQCHIP_ON) != 1)
                 break;
             apf_host_vcpu_ack(e->h, v);
         }
@@ -213,8 +213,7 @@ void fz_host_engine_step(struct fz_host *e, struct fz *f)
     case 7: { /* a completion with a token the engine never gave (or gave to another vCPU) */
         uint32_t tok = (uint32_t)fz_val(f, special_u32, 6);
         for (uint32_t i = 0; i < e->n_pend; i++)
-            if (e->pend_token[i] == tok && e->pend_vcpu[i] == v)
-            {
+            if (e->pend_token[i] == tok && e->pend_vcpu[i] == v) {
                 complete_at(e, i, 0); /* a real one after all: exactly once */
                 return;
             }
@@ -259,10 +258,10 @@ void fz_host_engine_step(struct fz_host *e, struct fz *f)
             fz_assert_same_state(&before, &after, "a refused restore");
         } else {
             /* consistent: what was restored is what is in force */
-            FZ_ASSERT(after.enabled == st.enabled && after.vector == st.vector &&
-                      after.seq == st.seq && (!st.enabled || (after.area_gpa == st.area_gpa &&
-                                                              after.flags == st.flags)),
-                      "restore accepted but the state differs");
+            FZ_ASSERT(
+                after.enabled == st.enabled && after.vector == st.vector && after.seq == st.seq &&
+                    (!st.enabled || (after.area_gpa == st.area_gpa && after.flags == st.flags)),
+                "restore accepted but the state differs");
         }
         break;
     }

@@ -1108,7 +1108,8 @@ START_TEST(test_kvm_fix_completions_survive_a_paging_toggle)
     ck_assert_int_eq(apf_host_complete(g_h, 0, tok, 0), 0);
     /* SMM / real mode: no paging, and the interrupt controller unusable meanwhile */
     ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, 0, APF_GS_IRQ_ON), 0);
-    ck_assert_int_eq(apf_host_vcpu_fault(g_h, 0, 0x20000, APF_GS_USER | APF_GS_IRQ_ON), APF_FAULT_HALT);
+    ck_assert_int_eq(apf_host_vcpu_fault(g_h, 0, 0x20000, APF_GS_USER | APF_GS_IRQ_ON),
+                     APF_FAULT_HALT);
     ck_assert_uint_eq(stats(0).completions_dropped, 0);
     ck_assert_uint_eq(fake_area_token(&g_f, 0), 0);
     /* paging back: exactly this "page ready", once */

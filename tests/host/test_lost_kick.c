@@ -29,10 +29,10 @@ static struct {
     struct apf_host *h;
     atomic_uint kicks;
     uint32_t last_np, last_submit;
-    atomic_int go;      /* round number the threads start */
-    atomic_int done;    /* threads finished this round */
-    uint32_t token;     /* T of this round */
-    int delivered;      /* the vCPU's entry posted T */
+    atomic_int go;   /* round number the threads start */
+    atomic_int done; /* threads finished this round */
+    uint32_t token;  /* T of this round */
+    int delivered;   /* the vCPU's entry posted T */
 } L;
 
 static void l_submit(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa)
@@ -104,11 +104,14 @@ static void *completer(void *arg)
 START_TEST(test_lost_kick_litmus)
 {
     fake_init(&L.f);
-    L.ops = (struct apf_host_ops){.submit = l_submit, .inject_not_present = l_np,
-                                  .inject_ready = l_ready, .kick = l_kick,
-                                  .read_guest = l_read, .write_guest = l_write};
-    struct apf_host_config c = {.n_vcpus = 1, .transport = &apf_host_transport_kvm_x86,
-                                .ops = &L.ops, .ctx = &L};
+    L.ops = (struct apf_host_ops){.submit = l_submit,
+                                  .inject_not_present = l_np,
+                                  .inject_ready = l_ready,
+                                  .kick = l_kick,
+                                  .read_guest = l_read,
+                                  .write_guest = l_write};
+    struct apf_host_config c = {
+        .n_vcpus = 1, .transport = &apf_host_transport_kvm_x86, .ops = &L.ops, .ctx = &L};
     ck_assert_int_eq(apf_host_create(&c, &L.h), 0);
     ck_assert_int_eq(apf_host_vcpu_set_vector(L.h, 0, 0xec), 0);
     ck_assert_int_eq(apf_host_vcpu_enable(L.h, 0, FAKE_AREA(0), EN_INT), 0);
