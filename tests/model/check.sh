@@ -4,6 +4,8 @@
 # errors; every mutation (a historical KVM bug re-introduced) must be caught. Prints one line
 # per run; exit 1 if a configuration fails or a mutation survives.
 #   tests/model/check.sh [WORK_DIR]
+# QUICK=1 (CI): the no-throttle transport without the offline cycle (its offline paths are
+# the slot's and the ring's, checked with it); everything else as in the full run.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:-${TMPDIR:-/tmp}/apf-model}
@@ -17,7 +19,7 @@ fail=0
 run() {
   name=$1 expect=$2 defs=$3
   spin -a $defs apf.pml >/dev/null
-  cc -O2 -DSAFETY -DNOREDUCE -DCOLLAPSE -w -o pan pan.c
+  cc -O1 -DSAFETY -DNOREDUCE -DCOLLAPSE -w -o pan pan.c
   t0=$(date +%s)
   ./pan -m4000 -w24 >pan.out 2>&1 || true
   secs=$(( $(date +%s) - t0 ))
@@ -37,7 +39,11 @@ run "slot+ACK, 2 tasks, toggles"         pass   "-DDELIV=1 -DNT=2 -DDIS=0 -DTOG=
 run "slot+ACK, pool of 1 placeholder"    pass   "-DDELIV=1 -DNT=2 -DDIS=0 -DTOG=0 -DNPH=1"
 run "ring (2 entries), 2 tasks, offline" pass   "-DDELIV=2 -DNT=2 -DDIS=1 -DTOG=0 -DRSZ=2"
 run "ring (2 entries), toggles"          pass   "-DDELIV=2 -DNT=2 -DDIS=0 -DTOG=1 -DRSZ=2"
+if [ "${QUICK:-0}" = 1 ]; then
+run "no throttle, 2 tasks"               pass   "-DDELIV=3 -DNT=2 -DDIS=0 -DTOG=0"
+else
 run "no throttle, 2 tasks, offline"      pass   "-DDELIV=3 -DNT=2 -DDIS=1 -DTOG=0"
+fi
 run "slot+ACK, 2 vCPUs"                  pass   "-DDELIV=1 -DNV=2 -DNT=1 -DDIS=0 -DTOG=0"
 run "ring, 2 vCPUs"                      pass   "-DDELIV=2 -DNV=2 -DNT=1 -DDIS=0 -DTOG=0"
 run "MUT no barrier before kick check"   caught "-DDELIV=1 -DNT=2 -DDIS=0 -DTOG=0 -DMUT_NO_BARRIER"
