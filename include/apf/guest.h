@@ -205,7 +205,8 @@ APF_API int apf_guest_init(void *mem, size_t size, const struct apf_guest_config
 /**
  * @brief Whether the host offers APF and the runtime may use it.
  * @param g Runtime.
- * @return 1 if usable; otherwise the reason as a negative code: APF_ECANCELED for
+ * @return 1 if usable; otherwise the reason as a negative code: APF_EINVAL for a NULL
+ *         @p g, APF_ECANCELED for
  *         APF_GUEST_NO_APF, the backend probe's error, APF_EPROTO for probe values out of
  *         range, or the backend's vector_check error (APF_EINVAL: the kernel's vector;
  *         APF_EPROTO: the host's).
@@ -215,7 +216,7 @@ APF_API int apf_guest_available(const struct apf_guest *g);
 /**
  * @brief The "page ready" interrupt: the configured vector (x86) or the host's (arm64).
  * @param g Runtime.
- * @return The vector or INTID, 0 if APF is unavailable.
+ * @return The vector or INTID, 0 if APF is unavailable (or @p g is NULL).
  */
 APF_API uint32_t apf_guest_vector(const struct apf_guest *g);
 
@@ -226,7 +227,7 @@ APF_API uint32_t apf_guest_vector(const struct apf_guest *g);
  * Context: on @p cpu, task context.
  * @param g Runtime.
  * @param cpu This CPU.
- * @return 0; APF_EINVAL (bad cpu); APF_EOPNOTSUPP (APF unavailable); APF_EALREADY (already
+ * @return 0; APF_EINVAL (NULL @p g, bad cpu); APF_EOPNOTSUPP (APF unavailable); APF_EALREADY (already
  *         on); APF_EFAULT (the channel is not physically contiguous); or the backend's
  *         error (the host refused; APF stays off on this CPU).
  */
@@ -238,7 +239,7 @@ APF_API int apf_guest_cpu_online(struct apf_guest *g, uint32_t cpu);
  * Context: on @p cpu.
  * @param g Runtime.
  * @param cpu This CPU.
- * @return The number of waiters woken (>= 0); APF_EINVAL (bad cpu). Offlining a CPU
+ * @return The number of waiters woken (>= 0); APF_EINVAL (NULL @p g, bad cpu). Offlining a CPU
  *         that is not on is a no-op returning 0.
  */
 APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
@@ -262,7 +263,9 @@ APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
  * @param cpu This CPU.
  * @param token_hint x86: CR2 (the token); arm64: ignored (the token is in the area).
  * @return 1 if it was an APF event (handled); 0 if it is a genuine fault; APF_EINVAL for a
- *         bad @p cpu.
+ *         NULL @p g (early boot, before apf_guest_init()) or a bad @p cpu. Only 1 means
+ *         "handled": a handler must treat anything else as a fault of its own (see the
+ *         README's guest snippet).
  */
 APF_API int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hint);
 
@@ -279,7 +282,7 @@ APF_API int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t t
  * Context: interrupt context, on @p cpu.
  * @param g Runtime.
  * @param cpu This CPU.
- * @return The number of waiters woken (>= 0); APF_EINVAL for a bad @p cpu.
+ * @return The number of waiters woken (>= 0); APF_EINVAL for a NULL @p g or a bad @p cpu.
  */
 APF_API int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu);
 
@@ -288,7 +291,7 @@ APF_API int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu);
  * @param g Runtime.
  * @param cpu CPU.
  * @param[out] out Statistics.
- * @return 0; APF_EINVAL for a bad @p cpu or NULL @p out.
+ * @return 0; APF_EINVAL for a NULL @p g, a bad @p cpu or NULL @p out.
  */
 APF_API int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_guest_stats *out);
 
@@ -298,7 +301,7 @@ APF_API int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_
  * Context: any.
  * @param g Runtime.
  * @param cpu CPU.
- * @return The area; NULL for a bad @p cpu, or for a backend without an area (the null
+ * @return The area; NULL for a NULL @p g, a bad @p cpu, or for a backend without an area (the null
  *         backend).
  */
 APF_API const struct apf_shared_area *apf_guest_area(const struct apf_guest *g, uint32_t cpu);
@@ -308,7 +311,7 @@ APF_API const struct apf_shared_area *apf_guest_area(const struct apf_guest *g, 
  * Context: any, after apf_guest_init().
  * @param g Runtime.
  * @param cpu CPU.
- * @return The ring; NULL for a bad @p cpu, or when the backend uses no ring (slot mode,
+ * @return The ring; NULL for a NULL @p g, a bad @p cpu, or when the backend uses no ring (slot mode,
  *         including a kvm_arm64 backend whose host did not offer #APF_FEATURE_RING).
  */
 APF_API const struct apf_ring *apf_guest_ring(const struct apf_guest *g, uint32_t cpu);
@@ -316,35 +319,35 @@ APF_API const struct apf_ring *apf_guest_ring(const struct apf_guest *g, uint32_
 /**
  * @brief Whether a waiter has been woken (acquire: what the waker did before is visible).
  * @param w Waiter.
- * @return 1 or 0.
+ * @return 1 or 0 (0 for NULL).
  */
 APF_API int apf_guest_waiter_woken(const struct apf_guest_waiter *w);
 
 /**
  * @brief The task of a waiter, as `current_task` returned it.
  * @param w Waiter.
- * @return The task.
+ * @return The task (NULL for a NULL @p w).
  */
 APF_API void *apf_guest_waiter_task(const struct apf_guest_waiter *w);
 
 /**
  * @brief The CPU a waiter waits on.
  * @param w Waiter.
- * @return The CPU id.
+ * @return The CPU id (0 for a NULL @p w).
  */
 APF_API uint32_t apf_guest_waiter_cpu(const struct apf_guest_waiter *w);
 
 /**
  * @brief Whether a waiter halts its CPU (could not sleep) rather than sleeping.
  * @param w Waiter.
- * @return 1 or 0.
+ * @return 1 or 0 (0 for NULL).
  */
 APF_API int apf_guest_waiter_halted(const struct apf_guest_waiter *w);
 
 /**
  * @brief The token a waiter waits for.
  * @param w Waiter.
- * @return The token.
+ * @return The token (0 for a NULL @p w).
  */
 APF_API uint32_t apf_guest_waiter_token(const struct apf_guest_waiter *w);
 

@@ -269,6 +269,10 @@ APF_API int apf_host_vcpu_fault(struct apf_host *h, uint32_t vcpu, uint64_t gpa,
  * @brief Before entering the guest: take completed work and deliver the "page ready"s the
  * transport has room for (one for a slot whose ACK is in, up to the free entries of a
  * ring), in completion order, then notify the guest at most once.
+ * Call it on every way back into the guest, and also when the guest halts (HLT, WFI) before
+ * the vCPU blocks: with a ready ring the guest frees entries without an exit, so work that
+ * completed while the ring was full (its kick already spent) is delivered only here; if it
+ * returns > 0, enter instead of blocking (the SPIN model, docs/hardening.md).
  * Context: vCPU context.
  * @param h Engine.
  * @param vcpu vCPU id.

@@ -51,8 +51,9 @@ struct apf_host_kvm_arm64_state {
     uint32_t sdei_event; /**< SDEI event number of "not present". */
     uint32_t irq;        /**< PPI INTID of "page ready" (16..31), 0 = not set. */
     uint32_t reserved;   /**< Must be 0. */
-    uint64_t control;    /**< Control value as the guest last enabled it (address | flags). */
-    uint64_t ring;       /**< RING registration as last accepted (page | log2), 0 = none. */
+    uint64_t control;    /**< Control: address | flags while APF is on, else the last
+                              ENABLE value that left it off (0 after a reset). */
+    uint64_t ring;       /**< RING registration in force (page | log2), 0 = none. */
 };
 
 /** apf_host_kvm_arm64_hvc() result: not the APF function, handle the call elsewhere. */
@@ -69,7 +70,8 @@ APF_API int apf_host_kvm_arm64_create(struct apf_host *h, const struct apf_host_
                                  struct apf_host_kvm_arm64 **out);
 
 /**
- * @brief Free the frontend.
+ * @brief Free the frontend. It does not use the engine (it keeps its own copy of the
+ * engine's allocator): the engine may be destroyed before or after it.
  * @param fe Frontend, or NULL (no-op).
  */
 APF_API void apf_host_kvm_arm64_destroy(struct apf_host_kvm_arm64 *fe);
@@ -112,7 +114,10 @@ APF_API int apf_host_kvm_arm64_vcpu_reset(struct apf_host_kvm_arm64 *fe, uint32_
 APF_API int apf_host_kvm_arm64_set_irq(struct apf_host_kvm_arm64 *fe, uint32_t vcpu, uint32_t ppi);
 
 /**
- * @brief VMM commands GET_VERSION/GET_SDEI/GET_IRQ/GET_CONTROL in one.
+ * @brief VMM commands GET_VERSION/GET_SDEI/GET_IRQ/GET_CONTROL in one. Read from the engine
+ * whichever entry point changed it (the SMCCC call, or apf_host_vcpu_disable() / _reset() /
+ * _restore()): control = area | flags while APF is on, else the last accepted ENABLE that
+ * left it off (0 after a reset or an engine-level disable); ring = the registration in force.
  * @param fe Frontend.
  * @param vcpu vCPU id.
  * @param[out] st The state.

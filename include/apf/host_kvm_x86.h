@@ -59,7 +59,8 @@ APF_API int apf_host_kvm_x86_create(struct apf_host *h, const struct apf_host_kv
                                struct apf_host_kvm_x86 **out);
 
 /**
- * @brief Free the frontend.
+ * @brief Free the frontend. It does not use the engine (it keeps its own copy of the
+ * engine's allocator): the engine may be destroyed before or after it.
  * @param fe Frontend, or NULL (no-op).
  */
 APF_API void apf_host_kvm_x86_destroy(struct apf_host_kvm_x86 *fe);
@@ -83,7 +84,10 @@ APF_API int apf_host_kvm_x86_wrmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, u
  * @param fe Frontend.
  * @param vcpu vCPU id.
  * @param msr MSR number.
- * @param[out] value The value: EN and INT as last accepted, ACK always 0.
+ * @param[out] value The value, read from the engine whichever entry point changed it (these
+ *        MSRs, or apf_host_vcpu_disable() / _reset() / _restore()): EN = area | flags while
+ *        APF is on, else the last accepted write that left it off (0 after a reset or a
+ *        disable at engine level); INT = the engine's vector; ACK always 0.
  * @return 0; #APF_HOST_KVM_X86_NOT_MINE; APF_EOPNOTSUPP when the CPUID feature is not offered
  *         (\#GP); APF_ENODEV for an unknown vCPU.
  */
@@ -116,7 +120,9 @@ APF_API int apf_host_kvm_x86_vcpu_reset(struct apf_host_kvm_x86 *fe, uint32_t vc
  * @param vcpu vCPU id.
  * @param msr_int Saved ASYNC_PF_INT (0 if never written).
  * @param msr_en Saved ASYNC_PF_EN.
- * @return 0, or the error of the MSR write that was refused (then nothing changed).
+ * @return 0, or the error of the MSR write that was refused (then nothing changed). Both 0
+ *         (MSRs never written) is always accepted, whatever the CPUID features: the vCPU is
+ *         reset.
  */
 APF_API int apf_host_kvm_x86_restore(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_t msr_int,
                                 uint64_t msr_en);

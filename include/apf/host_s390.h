@@ -100,7 +100,9 @@ APF_API int apf_host_s390_create(struct apf_host *h, const struct apf_host_s390_
                                  struct apf_host_s390 **out);
 
 /**
- * @brief Free the frontend (the engine must not be used with it afterwards).
+ * @brief Free the frontend (the engine must not be used with it afterwards). Unlike the
+ * other frontends, destroy it before the engine: it unhooks itself from the engine's
+ * per-vCPU channels (the floating completion queue lives in the frontend).
  * @param fe Frontend, or NULL (no-op).
  */
 APF_API void apf_host_s390_destroy(struct apf_host_s390 *fe);

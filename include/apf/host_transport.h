@@ -46,6 +46,7 @@ extern "C" {
 #endif
 
 struct apf_host;
+struct apf_allocator;
 
 /**
  * @brief One vCPU's channel as the engine keeps it and a transport sees it.
@@ -220,6 +221,16 @@ APF_API void *apf_host_zalloc(struct apf_host *h, size_t size);
  * @param size Its size as allocated.
  */
 APF_API void apf_host_free(struct apf_host *h, void *p, size_t size);
+
+/**
+ * @brief A copy of the engine's allocator (apf_host_config::alloc, or the hosted library's
+ * default), so that a frontend can free what apf_host_zalloc() gave it without the engine:
+ * `out->free(out->ctx, p, size)` (the engine may be destroyed first).
+ * @param h Engine.
+ * @param[out] out The allocator.
+ * @return 0; APF_EINVAL for a NULL argument.
+ */
+APF_API int apf_host_allocator(const struct apf_host *h, struct apf_allocator *out);
 
 /**
  * @brief Everything apf_host_vcpu_enable() would check, without changing anything (for a

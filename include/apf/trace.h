@@ -10,12 +10,18 @@
  * (`apf-trace-check FILE`). Freestanding: part of apf_proto, no libc, no allocation (the
  * checker works in memory supplied by the caller).
  *
- * Text format, one event per line, fields separated by single spaces:
+ * Text format, one event per line, fields separated by blanks (the writer uses one space):
  * @code
  * <time_ns> <kind> <vcpu> <token:hex> <gpa:hex> <arg>
  * 1200 host.np 0 0x1000 0x7f000 0
  * @endcode
- * Lines starting with '#' and empty lines are ignored by the parser's users.
+ * Whitespace, the one rule every reader applies (apf_trace_parse(),
+ * apf_trace_line_ignored(), `apf-trace-check`): a blank is a space or a tab; fields are
+ * separated by one or more blanks, and blanks may come before the first field and after
+ * the last; a line ends with "\\n", "\\r\\n" or the end of the input, and any other '\\r' or
+ * '\\n' is part of a field (so the line does not parse). A line whose first non-blank
+ * character is '#', or that holds only blanks, is a comment: apf_trace_line_ignored()
+ * says so, apf_trace_parse() refuses it, readers skip it.
  *
  * Transports and the "page ready" window (format addition with protocol 1.1): a trace
  * records which transport each vCPU uses with a `host.transport` event right after
@@ -138,12 +144,23 @@ APF_API int apf_trace_format(const struct apf_trace_event *ev, char *buf, size_t
 /**
  * @brief Parse one line of the text format.
  * Context: any; freestanding.
- * @param line The line (a trailing newline is allowed).
+ * @param line The line (a trailing "\\n" or "\\r\\n" is allowed; see "Whitespace" above).
  * @param len Its length in bytes.
  * @param[out] ev The event; unchanged on error.
- * @return 0 on success; APF_EINVAL on a malformed line or unknown kind name.
+ * @return 0 on success; APF_EINVAL on a malformed line (a comment line included), an
+ *         unknown kind name, or a NULL argument.
  */
 APF_API int apf_trace_parse(const char *line, size_t len, struct apf_trace_event *ev);
+
+/**
+ * @brief Whether a line of the text format is a comment or blank, to be skipped (the
+ * "Whitespace" rule above: only blanks, or '#' as the first non-blank character).
+ * Context: any; freestanding.
+ * @param line The line (its "\\n" or "\\r\\n" line end allowed); NULL counts as blank.
+ * @param len Its length in bytes.
+ * @return 1 if readers skip the line, 0 if it must parse as an event.
+ */
+APF_API int apf_trace_line_ignored(const char *line, size_t len);
 
 /** @brief Opaque checker state, placed by the caller in memory of apf_trace_checker_size(). */
 struct apf_trace_checker;

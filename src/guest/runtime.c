@@ -167,11 +167,15 @@ int apf_guest_init(void *mem, size_t size, const struct apf_guest_config *cfg,
 
 int apf_guest_available(const struct apf_guest *g)
 {
+    if (g == 0)
+        return APF_EINVAL;
     return g->available;
 }
 
 uint32_t apf_guest_vector(const struct apf_guest *g)
 {
+    if (g == 0)
+        return 0;
     return g->available == 1 ? g->vector : 0;
 }
 
@@ -179,7 +183,7 @@ uint32_t apf_guest_vector(const struct apf_guest *g)
 
 int apf_guest_cpu_online(struct apf_guest *g, uint32_t cpu)
 {
-    if (cpu >= g->cfg.n_cpus)
+    if (g == 0 || cpu >= g->cfg.n_cpus)
         return APF_EINVAL;
     if (g->available != 1)
         return APF_EOPNOTSUPP;
@@ -219,7 +223,7 @@ int apf_guest_cpu_online(struct apf_guest *g, uint32_t cpu)
  */
 int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu)
 {
-    if (cpu >= g->cfg.n_cpus)
+    if (g == 0 || cpu >= g->cfg.n_cpus)
         return APF_EINVAL;
     struct apf__gcpu *c = &g->cpus[cpu];
     if (!apf_load_relaxed(&c->enabled))
@@ -245,7 +249,7 @@ static inline void entry_done(struct apf__gcpu *c, uint64_t e0)
 
 int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hint)
 {
-    if (cpu >= g->cfg.n_cpus)
+    if (g == 0 || cpu >= g->cfg.n_cpus)
         return APF_EINVAL;
     struct apf__gcpu *c = &g->cpus[cpu];
     if (!apf_load_relaxed(&c->enabled))
@@ -323,7 +327,7 @@ static uint32_t take_ready(struct apf_guest *g, uint32_t cpu, struct apf__gcpu *
  */
 int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu)
 {
-    if (cpu >= g->cfg.n_cpus)
+    if (g == 0 || cpu >= g->cfg.n_cpus)
         return APF_EINVAL;
     struct apf__gcpu *c = &g->cpus[cpu];
     if (!apf_load_relaxed(&c->enabled)) {
@@ -385,7 +389,7 @@ int apf_guest_on_interrupt(struct apf_guest *g, uint32_t cpu)
 
 int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_guest_stats *out)
 {
-    if (cpu >= g->cfg.n_cpus || out == 0)
+    if (g == 0 || cpu >= g->cfg.n_cpus || out == 0)
         return APF_EINVAL;
     const struct apf__gstats *s = &g->cpus[cpu].stats;
     out->not_present = apf_load_relaxed(&s->not_present);
@@ -414,40 +418,42 @@ int apf_guest_stats(const struct apf_guest *g, uint32_t cpu, struct apf_guest_st
 
 const struct apf_shared_area *apf_guest_area(const struct apf_guest *g, uint32_t cpu)
 {
-    if (cpu >= g->cfg.n_cpus || g->cfg.backend->area == 0)
+    if (g == 0 || cpu >= g->cfg.n_cpus || g->cfg.backend->area == 0)
         return 0;
     return g->cfg.backend->area(g->cfg.backend_ctx, g->cpus[cpu].chan);
 }
 
 const struct apf_ring *apf_guest_ring(const struct apf_guest *g, uint32_t cpu)
 {
-    if (cpu >= g->cfg.n_cpus || g->cfg.backend->ring == 0)
+    if (g == 0 || cpu >= g->cfg.n_cpus || g->cfg.backend->ring == 0)
         return 0;
     return g->cfg.backend->ring(g->cfg.backend_ctx, g->cpus[cpu].chan);
 }
 
 int apf_guest_waiter_woken(const struct apf_guest_waiter *w)
 {
+    if (w == 0)
+        return 0;
     return atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&w->woken,
                                 memory_order_acquire) != 0;
 }
 
 void *apf_guest_waiter_task(const struct apf_guest_waiter *w)
 {
-    return w->task;
+    return w ? w->task : 0;
 }
 
 uint32_t apf_guest_waiter_cpu(const struct apf_guest_waiter *w)
 {
-    return w->cpu;
+    return w ? w->cpu : 0;
 }
 
 int apf_guest_waiter_halted(const struct apf_guest_waiter *w)
 {
-    return (int)w->halted;
+    return w ? (int)w->halted : 0;
 }
 
 uint32_t apf_guest_waiter_token(const struct apf_guest_waiter *w)
 {
-    return w->token;
+    return w ? w->token : 0;
 }

@@ -337,6 +337,14 @@ void apf_host_free(struct apf_host *h, void *p, size_t size)
         apf__free(h, p, size);
 }
 
+int apf_host_allocator(const struct apf_host *h, struct apf_allocator *out)
+{
+    if (h == NULL || out == NULL)
+        return APF_EINVAL;
+    *out = h->alloc;
+    return 0;
+}
+
 int apf_host_vcpu_enable_check(struct apf_host *h, uint32_t vcpu, uint64_t area_gpa,
                                uint32_t flags, uint32_t vector)
 {

@@ -8,9 +8,14 @@
  * either the same way in the area, one at a time, throttled by IRQ_ACK (protocol 1.0), or,
  * when the guest registered a ring and enabled with APF_ARM64_EN_RING (protocol 1.1), as
  * entries of the ready ring with notification hold-off and no ACK call at all.
- * Written against the public headers only.
+ * One source of truth per vCPU: the engine's channel (area, flags, vector) and the ring
+ * registration in the transport's block of it; get_state reads them, whoever changed them.
+ * The frontend keeps only the SDEI event number and the raw value of an ENABLE call that
+ * left APF off, and frees itself with its own copy of the allocator (it may outlive the
+ * engine). Written against the public headers only.
  */
 #include "apf/host_kvm_arm64.h"
+#include "apf/host.h"
 #include "apf/host_transport.h"
 
 /* Per-vCPU transport block (apf_host_chan::priv). */
@@ -145,14 +150,14 @@ const struct apf_host_transport_ops apf_host_transport_kvm_arm64 = {
 /* ---- frontend: the SMCCC call ------------------------------------------------------------ */
 
 struct apf__kvm_arm64_regs {
-    uint64_t control; /* ENABLE value as last accepted */
-    uint64_t ring;    /* RING value as last accepted */
+    uint64_t control_off; /* last accepted ENABLE value that left APF off (0 after an on) */
     uint32_t sdei_event;
     uint32_t pad;
 };
 
 struct apf_host_kvm_arm64 {
     struct apf_host *host;
+    struct apf_allocator alloc; /* the engine's, copied: destroy does not need the engine */
     uint32_t n_vcpus;
     uint32_t features; /* APF_FEATURE_* offered */
     struct apf__kvm_arm64_regs regs[]; /* one per vCPU, in the same allocation */
@@ -177,6 +182,7 @@ int apf_host_kvm_arm64_create(struct apf_host *h, const struct apf_host_kvm_arm6
     for (uint32_t i = 0; i < n; i++)
         fe->regs[i].sdei_event = sdei;
     fe->host = h;
+    apf_host_allocator(h, &fe->alloc);
     fe->n_vcpus = n;
     fe->features = cfg && cfg->no_ring ? 0 : APF_FEATURE_RING;
     *out = fe;
@@ -187,7 +193,8 @@ void apf_host_kvm_arm64_destroy(struct apf_host_kvm_arm64 *fe)
 {
     if (fe == NULL)
         return;
-    apf_host_free(fe->host, fe, fe_size(fe->n_vcpus));
+    struct apf_allocator a = fe->alloc;
+    a.free(a.ctx, fe, fe_size(fe->n_vcpus));
 }
 
 uint64_t apf_host_kvm_arm64_features(void)
@@ -230,7 +237,6 @@ static int64_t call_ring(struct apf_host_kvm_arm64 *fe, uint32_t vcpu, uint64_t 
         return APF_SMCCC_NOT_SUPPORTED;
     a->reg_gpa = value ? gpa : 0;
     a->reg_size = size;
-    fe->regs[vcpu].ring = value;
     return APF_SMCCC_SUCCESS;
 }
 
@@ -245,12 +251,12 @@ static int64_t call_enable(struct apf_host_kvm_arm64 *fe, uint32_t vcpu, uint64_
         return APF_SMCCC_INVALID_PARAMETER; /* RING only together with ENABLED */
     if (!(flags & APF_EN_ENABLED)) {
         apf_host_vcpu_disable(fe->host, vcpu);
-        fe->regs[vcpu].control = control;
+        fe->regs[vcpu].control_off = control;
         return APF_SMCCC_SUCCESS;
     }
     if (apf_host_vcpu_enable(fe->host, vcpu, control & APF_EN_ADDR_MASK, flags) != 0)
         return APF_SMCCC_INVALID_PARAMETER;
-    fe->regs[vcpu].control = control;
+    fe->regs[vcpu].control_off = 0; /* on: the engine holds the value */
     return APF_SMCCC_SUCCESS;
 }
 
@@ -316,8 +322,7 @@ int apf_host_kvm_arm64_vcpu_reset(struct apf_host_kvm_arm64 *fe, uint32_t vcpu)
     struct arm64_chan *a = arm64_of(apf_host_chan_get(fe->host, vcpu));
     a->reg_gpa = 0;
     a->reg_size = 0;
-    fe->regs[vcpu].control = 0;
-    fe->regs[vcpu].ring = 0;
+    fe->regs[vcpu].control_off = 0;
     return 0;
 }
 
@@ -330,10 +335,15 @@ int apf_host_kvm_arm64_get_state(struct apf_host_kvm_arm64 *fe, uint32_t vcpu,
         return APF_EINVAL;
     st->version = APF_PROTO_VERSION;
     st->sdei_event = fe->regs[vcpu].sdei_event;
-    st->irq = apf_host_chan_get(fe->host, vcpu)->vector;
+    const struct apf_host_chan *c = apf_host_chan_get(fe->host, vcpu);
+    const struct arm64_chan *a = arm64_of(c);
+    st->irq = c->vector;
     st->reserved = 0;
-    st->control = fe->regs[vcpu].control;
-    st->ring = fe->regs[vcpu].ring;
+    st->control = c->enabled ? c->area_gpa | c->flags : fe->regs[vcpu].control_off;
+    uint32_t log2 = 0;
+    while (log2 < 31 && (1u << log2) < a->reg_size)
+        log2++;
+    st->ring = a->reg_gpa ? a->reg_gpa | log2 : 0;
     return 0;
 }
 
@@ -384,7 +394,6 @@ int apf_host_kvm_arm64_set_state(struct apf_host_kvm_arm64 *fe, uint32_t vcpu,
         return err;
     }
     fe->regs[vcpu].sdei_event = st->sdei_event;
-    fe->regs[vcpu].control = st->control;
-    fe->regs[vcpu].ring = st->ring;
+    fe->regs[vcpu].control_off = hs.enabled ? 0 : st->control;
     return 0;
 }

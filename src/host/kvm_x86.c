@@ -5,10 +5,15 @@
  * Notification plane, byte for byte as Linux KVM (Documentation/virt/kvm/x86/msr.rst):
  * "not present" writes area.flags = 1 and the token travels in CR2 (the embedder injects
  * \#PF); "page ready" writes area.token and raises the vector; one slot, throttled by the
- * ACK MSR. The frontend keeps only the raw MSR values (for rdmsr); all protocol state lives
- * in the engine. Written against the public headers only.
+ * ACK MSR. All protocol state lives in the engine, the one source of truth: rdmsr reads the
+ * engine's channel (area, flags, vector), whoever changed it (these MSRs, or the VMM through
+ * apf_host_vcpu_disable/reset/restore). The frontend keeps only what the engine cannot: the
+ * raw value of an EN write that left APF off (KVM reads it back as written). It frees itself
+ * with its own copy of the allocator: it may outlive the engine. Written against the public
+ * headers only.
  */
 #include "apf/host_kvm_x86.h"
+#include "apf/host.h"
 #include "apf/host_transport.h"
 
 /* ---- transport -------------------------------------------------------------------------- */
@@ -87,25 +92,23 @@ const struct apf_host_transport_ops apf_host_transport_kvm_x86 = {
 
 /* ---- frontend: MSRs and CPUID ------------------------------------------------------------ */
 
-struct apf__kvm_x86_regs {
-    uint64_t en;  /* MSR_KVM_ASYNC_PF_EN as last accepted */
-    uint64_t vec; /* MSR_KVM_ASYNC_PF_INT as last accepted */
-};
-
 struct apf_host_kvm_x86 {
     struct apf_host *host;
+    struct apf_allocator alloc; /* the engine's, copied: destroy does not need the engine */
     uint32_t n_vcpus;
     uint32_t features;
     uint32_t no_lapic;
     uint32_t pad;
-    struct apf__kvm_x86_regs regs[]; /* one per vCPU, in the same allocation */
+    /* per vCPU: the last accepted EN value that left APF off (0 after one that turned it
+     * on, or a reset): what rdmsr returns while the engine says off */
+    uint64_t en_off[];
 };
 
 #define FEATURE(fe, bit) (((fe)->features >> (bit)) & 1u)
 
 static size_t fe_size(uint32_t n_vcpus)
 {
-    return sizeof(struct apf_host_kvm_x86) + sizeof(struct apf__kvm_x86_regs) * n_vcpus;
+    return sizeof(struct apf_host_kvm_x86) + sizeof(uint64_t) * n_vcpus;
 }
 
 int apf_host_kvm_x86_create(struct apf_host *h, const struct apf_host_kvm_x86_config *cfg,
@@ -118,6 +121,7 @@ int apf_host_kvm_x86_create(struct apf_host *h, const struct apf_host_kvm_x86_co
     if (fe == NULL)
         return APF_ENOMEM;
     fe->host = h;
+    apf_host_allocator(h, &fe->alloc);
     fe->n_vcpus = n;
     fe->features = cfg && cfg->cpuid_features ? cfg->cpuid_features
                                               : (1u << APF_KVM_FEATURE_ASYNC_PF) |
@@ -131,7 +135,8 @@ void apf_host_kvm_x86_destroy(struct apf_host_kvm_x86 *fe)
 {
     if (fe == NULL)
         return;
-    apf_host_free(fe->host, fe, fe_size(fe->n_vcpus));
+    struct apf_allocator a = fe->alloc;
+    a.free(a.ctx, fe, fe_size(fe->n_vcpus));
 }
 
 /* The checks of MSR_KVM_ASYNC_PF_EN that need no engine state (Linux kvm_pv_enable_async_pf). */
@@ -165,14 +170,14 @@ static int wr_en(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_t value)
     if (!en_turns_on(value)) {
         /* Off: drop outstanding work, remember the value for rdmsr. */
         apf_host_vcpu_disable(fe->host, vcpu);
-        fe->regs[vcpu].en = value;
+        fe->en_off[vcpu] = value;
         return 0;
     }
     err = apf_host_vcpu_enable(fe->host, vcpu, value & APF_EN_ADDR_MASK,
                                (uint32_t)(value & APF_EN_FLAGS_MASK));
     if (err)
         return err;
-    fe->regs[vcpu].en = value;
+    fe->en_off[vcpu] = 0; /* on: the engine holds the value */
     return 0;
 }
 
@@ -197,11 +202,7 @@ int apf_host_kvm_x86_wrmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint32_t 
             return APF_EOPNOTSUPP;
         if (value & ~APF_KVM_ASYNC_PF_VEC_MASK)
             return APF_EINVAL;
-        int err = apf_host_vcpu_set_vector(fe->host, vcpu, (uint32_t)value);
-        if (err)
-            return err;
-        fe->regs[vcpu].vec = value;
-        return 0;
+        return apf_host_vcpu_set_vector(fe->host, vcpu, (uint32_t)value);
     }
     default: /* APF_KVM_MSR_ASYNC_PF_ACK */
         if (!FEATURE(fe, APF_KVM_FEATURE_ASYNC_PF_INT))
@@ -219,16 +220,18 @@ int apf_host_kvm_x86_rdmsr(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint32_t 
         return APF_HOST_KVM_X86_NOT_MINE;
     if (fe == NULL || vcpu >= fe->n_vcpus || value == NULL)
         return APF_ENODEV;
+    const struct apf_host_chan *c = apf_host_chan_get(fe->host, vcpu);
     switch (msr) {
     case APF_KVM_MSR_ASYNC_PF_EN:
         if (!FEATURE(fe, APF_KVM_FEATURE_ASYNC_PF))
             return APF_EOPNOTSUPP;
-        *value = fe->regs[vcpu].en;
+        /* On: exactly the accepted value (address | flags; reserved bits are refused). */
+        *value = c->enabled ? c->area_gpa | c->flags : fe->en_off[vcpu];
         return 0;
     case APF_KVM_MSR_ASYNC_PF_INT:
         if (!FEATURE(fe, APF_KVM_FEATURE_ASYNC_PF_INT))
             return APF_EOPNOTSUPP;
-        *value = fe->regs[vcpu].vec;
+        *value = c->vector;
         return 0;
     default:
         if (!FEATURE(fe, APF_KVM_FEATURE_ASYNC_PF_INT))
@@ -262,8 +265,7 @@ int apf_host_kvm_x86_vcpu_reset(struct apf_host_kvm_x86 *fe, uint32_t vcpu)
     if (fe == NULL || vcpu >= fe->n_vcpus)
         return APF_ENODEV;
     apf_host_vcpu_reset(fe->host, vcpu);
-    fe->regs[vcpu].en = 0;
-    fe->regs[vcpu].vec = 0;
+    fe->en_off[vcpu] = 0;
     return 0;
 }
 
@@ -279,7 +281,9 @@ int apf_host_kvm_x86_restore(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_
         if ((msr_int & ~APF_KVM_ASYNC_PF_VEC_MASK) || msr_int < APF_X86_FIRST_EXTERNAL_VECTOR)
             return APF_EINVAL;
     }
-    int err = en_check_bits(fe, msr_en);
+    /* Both 0 is the state of a vCPU that never wrote them: accepted whatever CPUID offers
+     * (a VMM restores every vCPU's MSRs unconditionally). */
+    int err = msr_en == 0 ? 0 : en_check_bits(fe, msr_en);
     if (err)
         return err;
     if (en_turns_on(msr_en)) {
@@ -293,5 +297,5 @@ int apf_host_kvm_x86_restore(struct apf_host_kvm_x86 *fe, uint32_t vcpu, uint64_
     /* Checked above: these cannot be refused now. */
     if (msr_int != 0)
         apf_host_kvm_x86_wrmsr(fe, vcpu, APF_KVM_MSR_ASYNC_PF_INT, msr_int);
-    return wr_en(fe, vcpu, msr_en);
+    return msr_en == 0 ? 0 : wr_en(fe, vcpu, msr_en);
 }

@@ -158,6 +158,7 @@ struct mmio_regs {
 
 struct apf_host_mmio {
     struct apf_host *host;
+    struct apf_allocator alloc; /* the engine's, copied: destroy does not need the engine */
     uint32_t n_vcpus;
     uint32_t irq;
     uint32_t np_kind;
@@ -181,6 +182,8 @@ int apf_host_mmio_create(struct apf_host *h, const struct apf_host_mmio_config *
         return APF_EINVAL;
     uint32_t n = apf_host_vcpu_count(h);
     struct apf_host_mmio *fe = apf_host_zalloc(h, fe_size(n));
+    if (fe != NULL)
+        apf_host_allocator(h, &fe->alloc);
     if (fe == NULL)
         return APF_ENOMEM;
     fe->host = h;
@@ -197,8 +200,10 @@ int apf_host_mmio_create(struct apf_host *h, const struct apf_host_mmio_config *
 
 void apf_host_mmio_destroy(struct apf_host_mmio *fe)
 {
-    if (fe != NULL)
-        apf_host_free(fe->host, fe, fe_size(fe->n_vcpus));
+    if (fe == NULL)
+        return;
+    struct apf_allocator a = fe->alloc; /* the engine may be gone already */
+    a.free(a.ctx, fe, fe_size(fe->n_vcpus));
 }
 
 /* A ring value: page | log2(entries) in the low 12 bits. 0, APF_EINVAL or APF_EFAULT. */

@@ -155,6 +155,7 @@ struct xen_regs {
 
 struct apf_host_xen {
     struct apf_host *host;
+    struct apf_allocator alloc; /* the engine's, copied: destroy does not need the engine */
     struct apf_host_xen_config cfg;
     uint32_t n_vcpus;
     uint32_t pad;
@@ -173,6 +174,8 @@ int apf_host_xen_create(struct apf_host *h, const struct apf_host_xen_config *cf
         return APF_EINVAL;
     uint32_t n = apf_host_vcpu_count(h);
     struct apf_host_xen *fe = apf_host_zalloc(h, fe_size(n));
+    if (fe != NULL)
+        apf_host_allocator(h, &fe->alloc);
     if (fe == NULL)
         return APF_ENOMEM;
     fe->host = h;
@@ -187,8 +190,10 @@ int apf_host_xen_create(struct apf_host *h, const struct apf_host_xen_config *cf
 
 void apf_host_xen_destroy(struct apf_host_xen *fe)
 {
-    if (fe != NULL)
-        apf_host_free(fe->host, fe, fe_size(fe->n_vcpus));
+    if (fe == NULL)
+        return;
+    struct apf_allocator a = fe->alloc; /* the engine may be gone already */
+    a.free(a.ctx, fe, fe_size(fe->n_vcpus));
 }
 
 uint32_t apf_host_xen_features(uint32_t submap_idx)

@@ -64,19 +64,52 @@ int apf_trace_format(const struct apf_trace_event *ev, char *buf, size_t len)
 
 /* ---- parsing ------------------------------------------------------------------------------------ */
 
+/*
+ * The text format's one whitespace rule (apf/trace.h "Whitespace"): fields are separated by
+ * blanks (one or more spaces or tabs), blanks may precede the first field and follow the
+ * last; the line may end with "\n" or "\r\n" and nothing else; any other character
+ * (another '\r' or '\n' included) belongs to a field, which then does not parse.
+ */
+static bool is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* The length of @p line without its line end ("\n", "\r\n", or none). */
+static size_t strip_line_end(const char *line, size_t len)
+{
+    if (len > 0 && line[len - 1] == '\n') {
+        len--;
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+    }
+    return len;
+}
+
 struct cursor {
     const char *p, *end;
 };
 
 static bool next_field(struct cursor *c, const char **start, size_t *n)
 {
-    while (c->p < c->end && *c->p == ' ')
+    while (c->p < c->end && is_blank(*c->p))
         c->p++;
     *start = c->p;
-    while (c->p < c->end && *c->p != ' ' && *c->p != '\n' && *c->p != '\r')
+    while (c->p < c->end && !is_blank(*c->p))
         c->p++;
     *n = (size_t)(c->p - *start);
     return *n > 0;
+}
+
+int apf_trace_line_ignored(const char *line, size_t len)
+{
+    if (line == NULL)
+        return 1;
+    len = strip_line_end(line, len);
+    size_t k = 0;
+    while (k < len && is_blank(line[k]))
+        k++;
+    return k == len || line[k] == '#';
 }
 
 static bool parse_u64(const char *s, size_t n, int base, uint64_t max, uint64_t *out)
@@ -109,7 +142,9 @@ static bool parse_u64(const char *s, size_t n, int base, uint64_t max, uint64_t 
 
 int apf_trace_parse(const char *line, size_t len, struct apf_trace_event *ev)
 {
-    struct cursor c = {line, line + len};
+    if (line == NULL || ev == NULL)
+        return APF_EINVAL;
+    struct cursor c = {line, line + strip_line_end(line, len)};
     const char *f;
     size_t n;
     struct apf_trace_event e;
@@ -290,9 +325,12 @@ struct apf_trace_checker *apf_trace_checker_init_windowed(void *mem, size_t size
     if (!layout_of(n_vcpus, max_outstanding, max_window, &l) || mem == NULL ||
         size < l.total || ((uintptr_t)mem & 7))
         return NULL;
+    /* Zero what is read before it is written (header, vCPU states, token maps), a word at
+     * a time; the window queues are written before they are read. */
     unsigned char *p = mem;
-    for (size_t i = 0; i < l.total; i++)
-        p[i] = 0;
+    uint64_t *w = mem;
+    for (size_t i = 0; i < l.queues / sizeof(uint64_t); i++)
+        w[i] = 0;
     struct apf_trace_checker *c = mem;
     c->n_vcpus = n_vcpus;
     c->map_cap = l.map_cap;

@@ -508,6 +508,29 @@ START_TEST(test_bad_cpu_ids_are_rejected)
 }
 END_TEST
 
+/* Issue 13 finding 5: every entry point refuses a NULL runtime (early boot: the kernel's
+ * #PF handler runs before apf_guest_init()) instead of faulting inside the handler. */
+START_TEST(test_null_runtime_is_refused_by_every_entry_point)
+{
+    struct apf_guest_stats s = {.not_present = 7};
+    ck_assert_int_eq(apf_guest_available(NULL), APF_EINVAL);
+    ck_assert_uint_eq(apf_guest_vector(NULL), 0);
+    ck_assert_int_eq(apf_guest_cpu_online(NULL, 0), APF_EINVAL);
+    ck_assert_int_eq(apf_guest_cpu_offline(NULL, 0), APF_EINVAL);
+    ck_assert_int_eq(apf_guest_on_exception(NULL, 0, 0x1000), APF_EINVAL);
+    ck_assert_int_eq(apf_guest_on_interrupt(NULL, 0), APF_EINVAL);
+    ck_assert_int_eq(apf_guest_stats(NULL, 0, &s), APF_EINVAL);
+    ck_assert_uint_eq(s.not_present, 7); /* untouched */
+    ck_assert_ptr_null(apf_guest_area(NULL, 0));
+    ck_assert_ptr_null(apf_guest_ring(NULL, 0));
+    ck_assert_int_eq(apf_guest_waiter_woken(NULL), 0);
+    ck_assert_ptr_null(apf_guest_waiter_task(NULL));
+    ck_assert_uint_eq(apf_guest_waiter_cpu(NULL), 0);
+    ck_assert_int_eq(apf_guest_waiter_halted(NULL), 0);
+    ck_assert_uint_eq(apf_guest_waiter_token(NULL), 0);
+}
+END_TEST
+
 START_TEST(test_arm64_style_token_in_area_and_reason_checked)
 {
     E.caps = APF_BACKEND_CAP_TOKEN_IN_AREA | APF_BACKEND_CAP_HOST_VECTOR;
@@ -884,6 +907,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, test_not_present_with_reserved_token_is_ignored);
     tcase_add_test(tc, test_empty_slot_interrupt_is_spurious_and_not_acked);
     tcase_add_test(tc, test_bad_cpu_ids_are_rejected);
+    tcase_add_test(tc, test_null_runtime_is_refused_by_every_entry_point);
     tcase_add_test(tc, test_arm64_style_token_in_area_and_reason_checked);
     tcase_add_test(tc, test_config_reserved_words_must_be_zero_and_stats_reserved_zeroed);
     suite_add_tcase(s, tc);

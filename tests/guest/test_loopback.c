@@ -539,12 +539,43 @@ START_TEST(test_loopback_s390_every_sleeper_wakes_once)
 }
 END_TEST
 
+static int nop_resolve(void *ctx, uint32_t vcpu, uint64_t gpa)
+{
+    (void)ctx;
+    (void)vcpu;
+    (void)gpa;
+    return 0;
+}
+
+/* Issue 13 finding 4: apf_loopback_idle() checks its vCPU id like every other entry point
+ * (it used to index past the vCPU array: a heap-buffer-overflow under ASan). */
+START_TEST(test_loopback_bad_vcpu_ids_are_refused)
+{
+    struct apf_loopback_config lc = {
+        .host = {.n_vcpus = 2, .transport = &apf_host_transport_kvm_x86, .n_workers = 1},
+        .resolve = nop_resolve,
+    };
+    struct apf_loopback *lb;
+    ck_assert_int_eq(apf_loopback_create(&lc, &lb), 0);
+    ck_assert_int_eq(apf_loopback_idle(lb, 2, 1000000000ull), 0); /* at once, not after 1 s */
+    ck_assert_int_eq(apf_loopback_idle(lb, UINT32_MAX, 1000000000ull), 0);
+    apf_loopback_kick(lb, 2);
+    ck_assert_int_eq(apf_loopback_pending(lb, 2), 0);
+    ck_assert_int_eq(apf_loopback_pending(lb, 1), 0); /* the bad kick went nowhere */
+    ck_assert_int_eq(apf_loopback_idle(lb, 1, 0), 0);
+    apf_loopback_kick(lb, 1);
+    ck_assert_int_eq(apf_loopback_idle(lb, 1, 1000000000ull), 1); /* a good id still works */
+    apf_loopback_destroy(lb);
+}
+END_TEST
+
 static Suite *loopback_suite(void)
 {
     Suite *s = suite_create("loopback");
     TCase *tc = tcase_create("end_to_end");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_loopback_kvm_x86_every_sleeper_wakes_once);
+    tcase_add_test(tc, test_loopback_bad_vcpu_ids_are_refused);
     tcase_add_test(tc, test_loopback_kvm_arm64_every_sleeper_wakes_once);
     tcase_add_test(tc, test_loopback_kvm_arm64_ring_every_sleeper_wakes_once);
     tcase_add_test(tc, test_loopback_kvm_arm64_small_ring_every_sleeper_wakes_once);

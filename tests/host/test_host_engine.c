@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apf/host_kvm_x86.h"
 #include "apf_check.h"
 #include "fake_vmm.h"
 
@@ -71,6 +72,26 @@ static void assert_state_eq(const struct apf_host_vcpu_state *a,
 }
 
 /* ---- create ---------------------------------------------------------------------------------- */
+
+/* Issue 13 finding 5: the queries answer a NULL engine as their siblings do (no crash). */
+START_TEST(test_queries_accept_a_null_engine)
+{
+    size_t per = 12345;
+    ck_assert_uint_eq(apf_host_memory(NULL, &per), 0);
+    ck_assert_uint_eq(per, 0);
+    ck_assert_uint_eq(apf_host_memory(NULL, NULL), 0);
+    ck_assert_uint_eq(apf_host_vcpu_count(NULL), 0);
+    ck_assert_uint_eq(apf_host_max_outstanding(NULL), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(NULL, 0), APF_EINVAL);
+    struct apf_host_vcpu_stats st;
+    ck_assert_int_eq(apf_host_vcpu_stats(NULL, 0, &st), APF_EINVAL);
+    uint32_t regs[4] = {1, 2, 3, 4};
+    ck_assert_int_eq(apf_host_kvm_x86_cpuid(NULL, 0x40000001u, regs), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_cpuid(NULL, 0x40000000u, regs), 0);
+    ck_assert_uint_eq(regs[0], 1); /* untouched */
+    ck_assert_uint_eq(regs[3], 4);
+}
+END_TEST
 
 START_TEST(test_create_rejects_bad_configs)
 {
@@ -802,6 +823,7 @@ static Suite *engine_suite(void)
     TCase *tc = tcase_create("create");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_create_rejects_bad_configs);
+    tcase_add_test(tc, test_queries_accept_a_null_engine);
     tcase_add_test(tc, test_create_survives_each_allocation_failure);
     tcase_add_test(tc, test_memory_per_vcpu_within_16k_at_default_limit);
     suite_add_tcase(s, tc);

@@ -936,6 +936,85 @@ START_TEST(test_create_over_x86_engine_is_refused)
 }
 END_TEST
 
+/* An allocator that poisons every block it frees and keeps it (quarantine) until the test
+ * ends: reading an engine after its destroy reads 0xdb bytes (a wild pointer), so a
+ * frontend that still needs its engine crashes here even without AddressSanitizer. */
+static long g_poison_live;
+static void *g_quarantine[16];
+static int g_n_quarantine;
+static void quarantine_release(void)
+{
+    while (g_n_quarantine > 0)
+        free(g_quarantine[--g_n_quarantine]);
+}
+static void *poison_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    void *p = aligned_alloc(align < 64 ? 64 : align, (size + 63) & ~(size_t)63);
+    if (p)
+        g_poison_live++;
+    return p;
+}
+static void poison_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    memset(p, 0xdb, size);
+    if (g_n_quarantine < 16)
+        g_quarantine[g_n_quarantine++] = p;
+    else
+        free(p);
+    g_poison_live--;
+}
+static const struct apf_allocator g_poison = {poison_alloc, poison_free, NULL};
+
+/* Issue 13 finding 8: the frontend frees itself without its engine (destroy order free). */
+START_TEST(test_frontend_destroy_after_engine_destroy)
+{
+    teardown();
+    fake_init(&g_f);
+    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, &apf_host_transport_kvm_arm64);
+    c.alloc = &g_poison;
+    struct apf_host *h;
+    struct apf_host_kvm_arm64 *fe;
+    ck_assert_int_eq(apf_host_create(&c, &h), 0);
+    ck_assert_int_eq(apf_host_kvm_arm64_create(h, NULL, &fe), 0);
+    apf_host_destroy(h); /* the engine first */
+    apf_host_kvm_arm64_destroy(fe);
+    ck_assert_int_eq(g_poison_live, 0);
+    quarantine_release();
+    fake_fini(&g_f);
+}
+END_TEST
+
+/* Issue 13 finding 9: get_state reads the engine's channel and the ring registration,
+ * whichever entry point changed them. */
+START_TEST(test_get_state_follows_engine_level_disable_reset_restore)
+{
+    const uint64_t ring = 0x80000u | 3u; /* 8 entries at 512 KiB */
+    ck_assert_uint_eq(apf_call(0, APF_ARM64_FUNC_RING, ring & 0xffffffffu, ring >> 32), SMC_OK);
+    ck_assert_uint_eq(get_state(0).ring, ring);
+    guest_apf_on(0, APF_EN_ENABLED);
+    ck_assert_uint_eq(get_state(0).control, FAKE_AREA(0) | 1u);
+    ck_assert_int_eq(apf_host_vcpu_disable(g_h, 0), 0);
+    ck_assert_uint_eq(get_state(0).control, 0); /* was the stale "on" value */
+    ck_assert_uint_eq(get_state(0).irq, PPI);
+    ck_assert_uint_eq(get_state(0).ring, ring); /* an engine disable keeps the registration */
+    struct apf_host_vcpu_state st;
+    ck_assert_int_eq(apf_host_vcpu_save(g_h, 0, &st), 0);
+    st.enabled = 1;
+    st.area_gpa = FAKE_AREA(0);
+    st.flags = APF_EN_ENABLED;
+    ck_assert_int_eq(apf_host_vcpu_restore(g_h, 0, &st), 0);
+    ck_assert_uint_eq(get_state(0).control, FAKE_AREA(0) | 1u);
+    ck_assert_int_eq(apf_host_vcpu_reset(g_h, 0), 0);
+    ck_assert_uint_eq(get_state(0).control, 0);
+    ck_assert_uint_eq(get_state(0).irq, 0);
+    /* the frontend's reset forgets the registration too, and get_state says so */
+    ck_assert_int_eq(apf_host_kvm_arm64_vcpu_reset(g_fe, 0), 0);
+    ck_assert_uint_eq(get_state(0).ring, 0);
+}
+END_TEST
+
 static Suite *kvm_arm64_suite(void)
 {
     Suite *s = suite_create("kvm_arm64");
@@ -988,6 +1067,8 @@ static Suite *kvm_arm64_suite(void)
     tcase_add_test(tc, test_get_state_null_is_einval);
     tcase_add_test(tc, test_unknown_vcpu_is_enodev);
     tcase_add_test(tc, test_create_over_x86_engine_is_refused);
+    tcase_add_test(tc, test_frontend_destroy_after_engine_destroy);
+    tcase_add_test(tc, test_get_state_follows_engine_level_disable_reset_restore);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,8 +11,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apf/host_kvm_x86.h"
+
 #include "apf_check.h"
 #include "fake_vmm.h"
 
@@ -987,6 +989,209 @@ START_TEST(test_create_over_arm64_engine_is_refused)
 }
 END_TEST
 
+/* An allocator that poisons every block it frees and keeps it (quarantine) until the test
+ * ends: reading an engine after its destroy reads 0xdb bytes (a wild pointer), so a
+ * frontend that still needs its engine crashes here even without AddressSanitizer. */
+static long g_poison_live;
+static void *g_quarantine[16];
+static int g_n_quarantine;
+static void quarantine_release(void)
+{
+    while (g_n_quarantine > 0)
+        free(g_quarantine[--g_n_quarantine]);
+}
+static void *poison_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    void *p = aligned_alloc(align < 64 ? 64 : align, (size + 63) & ~(size_t)63);
+    if (p)
+        g_poison_live++;
+    return p;
+}
+static void poison_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    memset(p, 0xdb, size);
+    if (g_n_quarantine < 16)
+        g_quarantine[g_n_quarantine++] = p;
+    else
+        free(p);
+    g_poison_live--;
+}
+static const struct apf_allocator g_poison = {poison_alloc, poison_free, NULL};
+
+/* Issue 13 finding 8: the frontend frees itself without its engine (destroy order free). */
+START_TEST(test_frontend_destroy_after_engine_destroy)
+{
+    teardown();
+    fake_init(&g_f);
+    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 0, &apf_host_transport_kvm_x86);
+    c.alloc = &g_poison;
+    struct apf_host *h;
+    struct apf_host_kvm_x86 *fe;
+    ck_assert_int_eq(apf_host_create(&c, &h), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_create(h, NULL, &fe), 0);
+    apf_host_destroy(h); /* the engine first */
+    apf_host_kvm_x86_destroy(fe);
+    ck_assert_int_eq(g_poison_live, 0);
+    quarantine_release();
+    fake_fini(&g_f);
+}
+END_TEST
+
+/* Issue 13 finding 9: rdmsr reads the engine, whichever entry point changed it: a VMM that
+ * saves with rdmsr after an engine-level disable must not turn APF back on at restore. */
+START_TEST(test_rdmsr_follows_engine_level_disable_reset_restore)
+{
+    guest_apf_on(0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
+    ck_assert_int_eq(apf_host_vcpu_disable(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), VEC);
+    /* The migration the VMM does with those values keeps APF off on the destination. */
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 1, rdmsr_ok(0, MSR_INT), rdmsr_ok(0, MSR_EN)),
+                     0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 1), 0);
+    /* An engine-level restore turns it on: rdmsr says so, with its vector. */
+    struct apf_host_vcpu_state st;
+    ck_assert_int_eq(apf_host_vcpu_save(g_h, 0, &st), 0);
+    st.enabled = 1;
+    st.area_gpa = FAKE_AREA(0);
+    st.flags = (uint32_t)EN_ON;
+    st.vector = 0x50;
+    ck_assert_int_eq(apf_host_vcpu_restore(g_h, 0, &st), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0x50);
+    /* An engine-level reset: both read 0, as after the frontend's reset. */
+    ck_assert_int_eq(apf_host_vcpu_reset(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0);
+    /* A value that leaves APF off still reads back as the guest wrote it. */
+    ck_assert_int_eq(wrmsr(0, MSR_INT, VEC), 0);
+    ck_assert_int_eq(wrmsr(0, MSR_EN, FAKE_AREA(0) | APF_EN_ENABLED), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | APF_EN_ENABLED);
+    ck_assert_int_eq(wrmsr(0, MSR_EN, FAKE_AREA(0) | EN_ON), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), FAKE_AREA(0) | EN_ON);
+    ck_assert_int_eq(apf_host_vcpu_disable(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0); /* not the off value written before the on */
+}
+END_TEST
+
+/* Issue 13 finding 10: restoring never-written MSRs (both 0) is accepted whatever CPUID
+ * offers; anything else still needs the feature. */
+START_TEST(test_restore_of_all_zero_msrs_is_accepted_without_the_features)
+{
+    make_features(FEAT_VMEXIT, 0); /* neither ASYNC_PF nor ASYNC_PF_INT */
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, 0), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, FAKE_AREA(0) | EN_ON), APF_EOPNOTSUPP);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, FAKE_AREA(0)), APF_EOPNOTSUPP);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, VEC, 0), APF_EOPNOTSUPP);
+    /* With the features, all-zero turns a vCPU that was on off (a reset). */
+    make_features(FEAT_PF | FEAT_INT, 0);
+    guest_apf_on(0);
+    ck_assert_int_eq(apf_host_kvm_x86_restore(g_fe, 0, 0, 0), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_INT), 0);
+}
+END_TEST
+
+/* ---- KVM's 2024-2026 fixes, as regression tests (issue 13 item 4) ------------------------- */
+
+/* A paging toggle (CR0.PG off, SMM) keeps the completions: "page ready" waits while the
+ * guest cannot take it and is delivered once, when it can (KVM once cleared the queue). */
+START_TEST(test_kvm_fix_completions_survive_a_paging_toggle)
+{
+    guest_apf_on(0);
+    uint32_t tok = fault_async(0, 0x10000);
+    ck_assert_int_eq(apf_host_complete(g_h, 0, tok, 0), 0);
+    /* SMM / real mode: no paging, and the interrupt controller unusable meanwhile */
+    ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, 0, APF_GS_IRQ_ON), 0);
+    ck_assert_int_eq(apf_host_vcpu_fault(g_h, 0, 0x20000, APF_GS_USER | APF_GS_IRQ_ON),
+                     APF_FAULT_HALT);
+    ck_assert_uint_eq(stats(0).completions_dropped, 0);
+    ck_assert_uint_eq(fake_area_token(&g_f, 0), 0);
+    /* paging back: exactly this "page ready", once */
+    ck_assert_int_eq(apf_host_vcpu_before_entry(g_h, 0, GS_USER), 1);
+    ck_assert_uint_eq(fake_area_token(&g_f, 0), tok);
+    ck_assert_uint_eq(fake_count(&g_f, FAKE_READY, 0), 1);
+    ck_assert_uint_eq(stats(0).completions_dropped, 0);
+}
+END_TEST
+
+/* A guest whose privilege level the VMM cannot see (protected guests: SEV-ES, TDX) is
+ * reported without APF_GS_USER: never "not present" there unless SEND_ALWAYS. */
+START_TEST(test_kvm_fix_no_not_present_at_unknown_privilege_without_send_always)
+{
+    guest_apf_on(0);
+    uint32_t unknown = APF_GS_IRQ_ON | APF_GS_PAGING | APF_GS_IRQCHIP_ON; /* no USER bit */
+    int r = apf_host_vcpu_fault(g_h, 0, 0x10000, unknown);
+    ck_assert_int_ne(r, APF_FAULT_ASYNC);
+    ck_assert_uint_eq(fake_count(&g_f, FAKE_NP, 0), 0);
+    ck_assert_uint_eq(fake_area_flags(&g_f, 0), 0);
+    /* with SEND_ALWAYS the guest asked for it in kernel mode too */
+    ck_assert_int_eq(wrmsr(1, MSR_INT, VEC), 0);
+    ck_assert_int_eq(wrmsr(1, MSR_EN, FAKE_AREA(1) | EN_ON | APF_EN_SEND_ALWAYS), 0);
+    ck_assert_int_eq(apf_host_vcpu_fault(g_h, 1, 0x30000, unknown), APF_FAULT_ASYNC);
+}
+END_TEST
+
+/* The area address is validated before anything is stored: a refused EN leaves the MSR,
+ * the engine and guest memory as they were (KVM 2025 stored first). */
+START_TEST(test_kvm_fix_area_validated_before_anything_is_stored)
+{
+    guest_apf_on(0);
+    uint64_t before = rdmsr_ok(0, MSR_EN);
+    ck_assert_int_lt(wrmsr(0, MSR_EN, FAR_AREA | EN_ON), 0);
+    ck_assert_uint_eq(rdmsr_ok(0, MSR_EN), before);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 0), 1);
+    ck_assert_uint_eq(fake_count(&g_f, FAKE_READY, 0), 0); /* no wake-all for a refused on */
+    ck_assert_int_lt(wrmsr(1, MSR_EN, FAR_AREA | EN_ON), 0); /* and on a vCPU that was off */
+    ck_assert_uint_eq(rdmsr_ok(1, MSR_EN), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(g_h, 1), 0);
+}
+END_TEST
+
+/* Work in flight outlives the vCPU's teardown: after a reset (and a destroy of the
+ * frontend) the worker's completion is taken and discarded, nothing is delivered, nothing
+ * leaks, and the engine waits for the worker before it is freed. */
+START_TEST(test_kvm_fix_worker_outlives_vcpu_teardown)
+{
+    teardown();
+    fake_init(&g_f);
+    struct counting_alloc ca;
+    counting_alloc_init(&ca, 0);
+    struct apf_host_config c = fake_config(&g_f, N_VCPUS, 1, &apf_host_transport_kvm_x86);
+    c.alloc = &ca.a;
+    atomic_store(&g_f.gate_closed, 1); /* the worker blocks inside resolve */
+    ck_assert_int_eq(apf_host_create(&c, &g_h), 0);
+    ck_assert_int_eq(apf_host_kvm_x86_create(g_h, NULL, &g_fe), 0);
+    g_live = 1;
+    ck_assert_int_eq(wrmsr(0, MSR_INT, VEC), 0);
+    ck_assert_int_eq(wrmsr(0, MSR_EN, FAKE_AREA(0) | EN_ON), 0);
+    ck_assert_int_eq(apf_host_vcpu_fault(g_h, 0, 0x10000, GS_USER), APF_FAULT_ASYNC);
+    while (atomic_load(&g_f.resolves_started) == 0)
+        ;
+    ck_assert_int_eq(apf_host_kvm_x86_vcpu_reset(g_fe, 0), 0); /* teardown, work in flight */
+    apf_host_kvm_x86_destroy(g_fe);
+    g_fe = NULL;
+    atomic_store(&g_f.gate_closed, 0); /* the worker finishes after the teardown */
+    for (int i = 0; i < 20000 && stats(0).outstanding; i++) {
+        apf_host_vcpu_before_entry(g_h, 0, GS_USER);
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_uint_eq(stats(0).outstanding, 0);
+    ck_assert_uint_eq(fake_count(&g_f, FAKE_READY, 0), 0);
+    apf_host_destroy(g_h);
+    g_h = NULL;
+    g_live = 0;
+    ck_assert_int_eq(atomic_load(&ca.live_blocks), 0);
+    fake_fini(&g_f);
+}
+END_TEST
+
 static Suite *kvm_x86_suite(void)
 {
     Suite *s = suite_create("kvm_x86");
@@ -997,6 +1202,17 @@ static Suite *kvm_x86_suite(void)
     tcase_add_test(tc, test_cpuid_features_leaf_defaults_to_async_pf_and_async_pf_int);
     tcase_add_test(tc, test_cpuid_features_leaf_returns_configured_features);
     tcase_add_test(tc, test_cpuid_other_leaves_are_not_answered_and_regs_untouched);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hardening");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_frontend_destroy_after_engine_destroy);
+    tcase_add_test(tc, test_rdmsr_follows_engine_level_disable_reset_restore);
+    tcase_add_test(tc, test_restore_of_all_zero_msrs_is_accepted_without_the_features);
+    tcase_add_test(tc, test_kvm_fix_completions_survive_a_paging_toggle);
+    tcase_add_test(tc, test_kvm_fix_no_not_present_at_unknown_privilege_without_send_always);
+    tcase_add_test(tc, test_kvm_fix_area_validated_before_anything_is_stored);
+    tcase_add_test(tc, test_kvm_fix_worker_outlives_vcpu_teardown);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("msr_int");

@@ -88,6 +88,61 @@ START_TEST(test_parse_rejects_malformed_lines_and_leaves_event_alone)
 }
 END_TEST
 
+/* Finding 11: one whitespace rule for every reader (apf/trace.h "Whitespace"). */
+START_TEST(test_parse_whitespace_is_one_rule)
+{
+    static const char *const good[] = {
+        "5 host.np 1 0x1000 0x2000 3",
+        "5 host.np 1 0x1000 0x2000 3\n",
+        "5 host.np 1 0x1000 0x2000 3\r\n",      /* CRLF files */
+        "\t5\thost.np\t1\t0x1000\t0x2000\t3",  /* tabs separate, and may indent */
+        "  5  host.np \t 1 0x1000   0x2000 3 \t", /* runs of blanks, trailing blanks */
+        " 5 host.np 1 0x1000 0x2000 3\t\r\n",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct apf_trace_event ev = {0};
+        ck_assert_msg(apf_trace_parse(good[i], strlen(good[i]), &ev) == 0, "good %zu", i);
+        ck_assert_uint_eq(ev.time_ns, 5);
+        ck_assert_uint_eq(ev.kind, APF_TRACE_HOST_NOT_PRESENT);
+        ck_assert_uint_eq(ev.vcpu, 1);
+        ck_assert_uint_eq(ev.token, 0x1000);
+        ck_assert_uint_eq(ev.gpa, 0x2000);
+        ck_assert_int_eq(ev.arg, 3);
+        ck_assert_int_eq(apf_trace_line_ignored(good[i], strlen(good[i])), 0);
+    }
+    static const char *const bad[] = {
+        "5 host.np 1 0x1000 0x2000 3\rgarbage", /* a '\r' that does not end the line */
+        "5 host.np 1 0x1000 0x2000 3\r",        /* ... nor does a lone one */
+        "5 host.np 1 0x1000\r0x2000 3",
+        "5 host.np 1 0x1000 0x2000 3\ngarbage", /* one line, not two */
+        "5 host.np 1 0x1000 0x2000 3\n\n",
+        "5 host.np 1 0x1000 0x2000 3\v",        /* only spaces and tabs are blanks */
+        "5\fhost.np 1 0x1000 0x2000 3",
+        "# 5 host.np 1 0x1000 0x2000 3",       /* a comment is not an event */
+        "\t# 5 host.np 1 0x1000 0x2000 3",
+        " \t\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct apf_trace_event ev = {.kind = 77};
+        ck_assert_msg(apf_trace_parse(bad[i], strlen(bad[i]), &ev) == APF_EINVAL, "bad %zu", i);
+        ck_assert_uint_eq(ev.kind, 77);
+    }
+    /* Comments and blank lines: the same blanks and line ends. */
+    static const char *const ignored[] = {"", "\n", "\r\n", " \t \n", "#", "# x\n",
+                                          "\t# x\r\n", "   #"};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        ck_assert_msg(apf_trace_line_ignored(ignored[i], strlen(ignored[i])) == 1, "ign %zu", i);
+    static const char *const not_ignored[] = {"\r", "\rx", "x", "\v#", " 5 #"};
+    for (size_t i = 0; i < sizeof(not_ignored) / sizeof(not_ignored[0]); i++)
+        ck_assert_msg(apf_trace_line_ignored(not_ignored[i], strlen(not_ignored[i])) == 0,
+                      "not ignored %zu", i);
+    ck_assert_int_eq(apf_trace_line_ignored(NULL, 0), 1);
+    struct apf_trace_event ev;
+    ck_assert_int_eq(apf_trace_parse(NULL, 3, &ev), APF_EINVAL);
+    ck_assert_int_eq(apf_trace_parse("5 host.np 1 0x1 0x2 3", 21, NULL), APF_EINVAL);
+}
+END_TEST
+
 /* ---- the checker ------------------------------------------------------------------------ */
 
 static _Alignas(8) unsigned char mem[1 << 16];
@@ -723,6 +778,7 @@ static Suite *trace_suite(void)
     tcase_add_test(tc, test_every_kind_has_a_name_that_parses);
     tcase_add_test(tc, test_format_refuses_small_buffers);
     tcase_add_test(tc, test_parse_rejects_malformed_lines_and_leaves_event_alone);
+    tcase_add_test(tc, test_parse_whitespace_is_one_rule);
     suite_add_tcase(s, tc);
     tc = tcase_create("checker");
     tcase_add_test(tc, test_checker_accepts_a_correct_session);
