@@ -540,6 +540,8 @@ static void collect_parts(const struct pc_opts *o, struct pc_sim *s, struct pc_r
     }
     size_t k = 0;
     for (uint32_t c = 0; c < o->vcpus; c++) {
+        if (s->vcpus[c].nfs == 0)
+            continue;
         memcpy(all + k, s->vcpus[c].fs, s->vcpus[c].nfs * sizeof(*all));
         k += s->vcpus[c].nfs;
     }
@@ -602,6 +604,8 @@ static void collect(const struct pc_opts *o, struct pc_sim *s, double wall_s, st
         size_t k = 0;
         for (uint32_t c = 0; c < o->vcpus; c++) {
             struct pc_vcpu *v = &s->vcpus[c];
+            if (v->nsamples == 0)
+                continue; /* (no arrays yet) */
             memcpy(ready + k, v->ready_us, v->nsamples * sizeof(double));
             memcpy(over + k, v->overhead_us, v->nsamples * sizeof(double));
             k += v->nsamples;
