@@ -62,7 +62,7 @@ static void pin_like_vcpu0(const struct pc_opts *o)
         return;
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(o->layout.vcpu_cpu0, &set);
+    CPU_SET(pc_cpu_id(o->layout.vcpu_cpu0), &set);
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 

@@ -97,6 +97,7 @@ static void env_wake(void *ctx, void *task, uint32_t cpu, int halted)
     if (t->fault_t0) {
         uint64_t now = pc_now_ns();
         t->t_wake = now;
+        t->woke_idle = v->idling;
         double ready = (double)(now - t->fault_t0) / 1e3;
         double fetch = (double)atomic_load_explicit(&s->fetch_ns[t->fault_page],
                                                     memory_order_relaxed) / 1e3;
@@ -114,7 +115,7 @@ static void env_wake(void *ctx, void *task, uint32_t cpu, int halted)
 #define PC_POLL_MIN_NS 10000u
 #define PC_POLL_MAX_NS 200000u
 
-void pc_vcpu_idle(struct pc_vcpu *v)
+static void vcpu_idle(struct pc_vcpu *v)
 {
     struct pc_sim *s = v->sim;
     if (apf_loopback_deliver(s->lb, v->id, PC_GS) != 0)
@@ -143,6 +144,13 @@ void pc_vcpu_idle(struct pc_vcpu *v)
         return;
     }
     apf_loopback_idle(s->lb, v->id, 1000000);
+}
+
+void pc_vcpu_idle(struct pc_vcpu *v)
+{
+    v->idling = true;
+    vcpu_idle(v);
+    v->idling = false;
 }
 
 static void env_halt(void *ctx)

@@ -31,10 +31,29 @@ const char *pc_host_name(enum pc_host h)
     return h == HOST_POOL ? "pool" : h == HOST_LOOP ? "loop" : "auto";
 }
 
+/* The CPUs this process may use (its affinity mask at the start, as taskset or a cpuset
+ * set it), in order: "CPU k" in the layout is the k-th of them. Read once, before any
+ * thread pins itself. */
+static int cpu_ids[PC_MAX_CPUS];
+static int n_cpu_ids;
+
 int pc_ncpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (n > PC_MAX_CPUS ? PC_MAX_CPUS : (int)n) : 1;
+    if (n_cpu_ids == 0) {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+            for (int c = 0; c < CPU_SETSIZE && n_cpu_ids < PC_MAX_CPUS; c++)
+                if (CPU_ISSET(c, &set))
+                    cpu_ids[n_cpu_ids++] = c;
+        if (n_cpu_ids == 0)
+            cpu_ids[n_cpu_ids++] = 0;
+    }
+    return n_cpu_ids;
+}
+
+int pc_cpu_id(int k)
+{
+    return cpu_ids[k % pc_ncpus()];
 }
 
 void pc_cpu_sample(struct pc_cpu_sample *c)
@@ -86,10 +105,13 @@ double pc_other_load(const struct pc_opts *o, const struct pc_cpu_sample *a,
         return -1;
     double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
     double busy = 0;
-    for (int i = 0; i < a->n; i++)
-        busy += (double)(b->busy[i] - a->busy[i]) * tick_ns;
+    int n = pc_ncpus();
+    for (int i = 0; i < n; i++) {
+        int c = pc_cpu_id(i);
+        busy += (double)(b->busy[c] - a->busy[c]) * tick_ns;
+    }
     double self = (double)(b->self_ns - a->self_ns);
-    double cap = (double)(b->t_ns - a->t_ns) * a->n;
+    double cap = (double)(b->t_ns - a->t_ns) * n;
     double other = (busy - self) / cap;
     return other < 0 ? 0 : other;
 }
@@ -103,8 +125,9 @@ static void look_at_cpus(double *load, int n)
     nanosleep(&ts, NULL);
     pc_cpu_sample(&b);
     for (int i = 0; i < n; i++) {
-        uint64_t t = b.total[i] - a.total[i];
-        load[i] = t ? (double)(b.busy[i] - a.busy[i]) / (double)t : 0;
+        int c = pc_cpu_id(i);
+        uint64_t t = b.total[c] - a.total[c];
+        load[i] = t ? (double)(b.busy[c] - a.busy[c]) / (double)t : 0;
     }
 }
 
@@ -153,7 +176,7 @@ void pc_layout_decide(struct pc_opts *o)
         for (int c = 0; c < n; c++) {
             bool is_vcpu = (c - l->vcpu_cpu0 + n) % n < (int)o->vcpus;
             if (load[c] > 0.25) {
-                WHY("CPU %d already %.0f%% busy; ", c, 100 * load[c]);
+                WHY("CPU %d already %.0f%% busy; ", pc_cpu_id(c), 100 * load[c]);
                 if (is_vcpu)
                     vcpu_busy = true;
             } else if (!is_vcpu) {
@@ -161,7 +184,7 @@ void pc_layout_decide(struct pc_opts *o)
             }
         }
         if (l->vcpu_cpu0 != 0)
-            WHY("vCPU 0 moved to CPU %d (less busy); ", l->vcpu_cpu0);
+            WHY("vCPU 0 moved to CPU %d (less busy); ", pc_cpu_id(l->vcpu_cpu0));
         if (!any_free) {
             /* a busy spare CPU would delay every wake-up of the host thread behind another
              * process: sharing the vCPUs' CPU, it preempts our own vCPU instead */
@@ -193,7 +216,7 @@ void pc_pin_vcpu_thread(const struct pc_sim *s, uint32_t vcpu)
         return;
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET((s->o->layout.vcpu_cpu0 + (int)vcpu) % pc_ncpus(), &set);
+    CPU_SET(pc_cpu_id(s->o->layout.vcpu_cpu0 + (int)vcpu), &set);
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
@@ -207,7 +230,7 @@ void pc_pin_host_thread_opts(const struct pc_opts *o)
     for (int c = 0; c < n; c++) {
         bool is_vcpu = (c - o->layout.vcpu_cpu0 + n) % n < (int)o->vcpus;
         if (is_vcpu == o->layout.host_with_vcpus)
-            CPU_SET(c, &set);
+            CPU_SET(pc_cpu_id(c), &set);
     }
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }

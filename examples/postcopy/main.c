@@ -239,7 +239,7 @@ static int run_sweep(struct pc_opts *o, const struct pc_floor *f)
 
 int main(int argc, char **argv)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = pc_ncpus(); /* its affinity mask: taskset and cpusets count */
     struct pc_opts o = {
         /* one CPU left to the host side (its workers), as production hypervisors keep
          * their I/O threads off the vCPUs' cores */

@@ -82,6 +82,8 @@ struct pc_parts {
     double copy;     /* UFFDIO_COPY */
     double complete; /* copy done -> completion and kick done */
     double deliver;  /* -> "page ready" taken and the task woken (guest) */
+    double deliver_busy, deliver_idle; /* the same, vCPU running a task / idle */
+    double idle_share; /* share of faults whose "page ready" found the vCPU idle */
     double runq;     /* woken -> running again: other tasks' useful work (not overhead) */
     double touch;    /* running again -> its access done (return from the exit, retry) */
     double overhead; /* the sum of exit, handoff, copy, complete, deliver, touch: per fault */
@@ -137,7 +139,8 @@ int pc_floor_probe(const struct pc_opts *o, struct pc_floor *f);
 
 /* layout.c */
 void pc_layout_decide(struct pc_opts *o);
-int pc_ncpus(void);
+int pc_ncpus(void); /* the CPUs this process may use */
+int pc_cpu_id(int k); /* the k-th of them */
 /* Per-CPU busy time (ns of /proc/stat, all CPUs), for "other load". */
 #define PC_MAX_CPUS 256
 struct pc_cpu_sample {

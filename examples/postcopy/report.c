@@ -101,6 +101,9 @@ FIELD(p_late99, r->late_p99_us)
 FIELD(p_copy, r->parts.copy)
 FIELD(p_complete, r->parts.complete)
 FIELD(p_deliver, r->parts.deliver)
+FIELD(p_deliver_busy, r->parts.deliver_busy)
+FIELD(p_deliver_idle, r->parts.deliver_idle)
+FIELD(p_idle_share, r->parts.idle_share)
 FIELD(p_runq, r->parts.runq)
 FIELD(p_touch, r->parts.touch)
 FIELD(p_over, r->parts.overhead)
@@ -183,7 +186,8 @@ static void fault_lines(const struct pc_round *rd, int nr, enum pc_host h, bool 
     const char *name = both ? (h == HOST_POOL ? " (pool)" : " (loop)") : "";
 #define M(fn) over_rounds(rd, nr, MODE_APF, h, fn).med
     printf("per fault%s, medians: exit %.1f + hand-off %.1f + copy %.1f + completion & kick %.1f "
-           "+ delivery %.1f + first touch %.1f = overhead %.1f us [%.1f-%.1f over rounds]",
+           "+ delivery %.1f + first touch %.1f; overhead %.1f us (median of the sums) "
+           "[%.1f-%.1f over rounds]",
            name, M(f_p_exit), M(f_p_handoff), M(f_p_copy), M(f_p_complete), M(f_p_deliver),
            M(f_p_touch), ov.med, ov.min, ov.max);
     if (f && f->ok)
@@ -192,6 +196,8 @@ static void fault_lines(const struct pc_round *rd, int nr, enum pc_host h, bool 
            "not overhead: fetch %.1f (the source), timer lateness %.1f (p99 %.1f), run-queue "
            "wait %.1f (other tasks' work)\n",
            M(f_p_machinery), M(f_p_fetch), M(f_p_late), M(f_p_late99), M(f_p_runq));
+    printf("  delivery: %.1f us to a running vCPU, %.1f us to an idle one (%.0f%% of faults)\n",
+           M(f_p_deliver_busy), M(f_p_deliver_idle), 100 * M(f_p_idle_share));
 #undef M
 }
 
@@ -308,6 +314,9 @@ static void json_result(const struct pc_result *x)
         json_num("copy", p->copy, 0);
         json_num("complete_kick", p->complete, 0);
         json_num("deliver", p->deliver, 0);
+        json_num("deliver_busy_vcpu", p->deliver_busy, 0);
+        json_num("deliver_idle_vcpu", p->deliver_idle, 0);
+        json_num("woke_idle_share", p->idle_share, 0);
         json_num("first_touch", p->touch, 0);
         json_num("overhead", p->overhead, 0);
         json_num("fetch", p->fetch, 0);

@@ -35,6 +35,7 @@ struct pc_task {
     uint64_t fault_page;
     /* the per-fault clock (pc_parts): this task's current access */
     uint64_t t_access, t_exit, t_wake, t_run;
+    bool woke_idle;
     bool faulted; /* the current access went async */
 };
 
@@ -50,6 +51,7 @@ struct pc_page_times {
 /* One faulted access, in parts (ns). */
 struct pc_fault_sample {
     uint32_t exit, handoff, fetch, late, copy, complete, deliver, runq, touch;
+    uint32_t woke_idle; /* "page ready" found the vCPU idle (polling or asleep) */
 };
 
 struct pc_vcpu {
@@ -71,6 +73,7 @@ struct pc_vcpu {
     struct pc_fault_sample *fs; /* per-fault parts */
     size_t nfs, fscap;
     uint64_t poll_ns; /* adaptive idle poll (layout.spin_vcpu) */
+    bool idling;      /* in pc_vcpu_idle(): a wake-up now comes from idle */
 };
 
 struct pc_sim {

@@ -512,6 +512,7 @@ void pc_fault_record(struct pc_vcpu *v, struct pc_task *t, uint64_t t_done)
     f->deliver = span(done, t->t_wake);
     f->runq = span(t->t_wake, t->t_run);
     f->touch = span(t->t_run, t_done);
+    f->woke_idle = t->woke_idle;
 }
 
 static double part_median(const struct pc_fault_sample *fs, size_t n, size_t offset, double *tmp)
@@ -559,6 +560,16 @@ static void collect_parts(const struct pc_opts *o, struct pc_sim *s, struct pc_r
     for (size_t i = 0; i < n; i++)
         tmp[i] = (double)all[i].late / 1e3;
     r->late_p99_us = pc_quantile(tmp, n, 0.99);
+    size_t ni = 0, nb = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i].woke_idle)
+            tmp[ni++] = (double)all[i].deliver / 1e3;
+    p->deliver_idle = pc_quantile(tmp, ni, 0.5);
+    for (size_t i = 0; i < n; i++)
+        if (!all[i].woke_idle)
+            tmp[nb++] = (double)all[i].deliver / 1e3;
+    p->deliver_busy = pc_quantile(tmp, nb, 0.5);
+    p->idle_share = (double)ni / (double)n;
     for (size_t i = 0; i < n; i++) {
         const struct pc_fault_sample *f = &all[i];
         tmp[i] = (double)((uint64_t)f->exit + f->handoff + f->copy + f->complete + f->deliver +
