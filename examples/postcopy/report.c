@@ -169,11 +169,12 @@ static void disturbance(const struct pc_opts *o, const struct pc_round *rd, int 
     printf("machine: steal up to %.1f%%, other processes up to %.0f%% of the CPUs (per run), "
            "fetch timer lateness up to %.1f us median per run\n",
            100 * steal, 100 * other, late);
-    if (steal > 0.05 || other > 0.10)
+    if (steal > 0.05 || other > 0.10 || late > 20)
         printf("note: the machine disturbed these runs (%s); the figures are not an idle "
                "machine's\n",
-               steal > 0.05 ? "the hypervisor below took CPU time" : "other processes ran on "
-                                                                      "these CPUs");
+               steal > 0.05   ? "the hypervisor below took CPU time"
+               : other > 0.10 ? "other processes ran on these CPUs"
+                              : "timers fired late");
     (void)o;
 }
 
@@ -411,15 +412,19 @@ void pc_report_json(const struct pc_opts *o, const struct pc_round *rd, int nr,
         json_host_summary(rd, nr, HOST_POOL, f);
     }
     printf("], ");
-    double steal = 0, other = 0;
+    double steal = 0, other = 0, late = 0;
     for (int k = 0; k < nr; k++)
         for (int i = 0; i < rd[k].n; i++) {
-            steal = fmax(steal, rd[k].r[i].steal_share);
-            other = fmax(other, rd[k].r[i].other_load);
+            const struct pc_result *x = &rd[k].r[i];
+            steal = fmax(steal, x->steal_share);
+            other = fmax(other, x->other_load);
+            if (x->mode == MODE_APF && !isnan(x->parts.late))
+                late = fmax(late, x->parts.late);
         }
-    printf("\"disturbed\": %s, ", steal > 0.05 || other > 0.10 ? "true" : "false");
+    printf("\"disturbed\": %s, ", steal > 0.05 || other > 0.10 || late > 20 ? "true" : "false");
     json_num("steal_max", steal, 0);
     json_num("other_load_max", other, 0);
+    json_num("timer_late_max_us", late, 0);
     enum pc_host h = o->both_hosts ? HOST_LOOP : o->layout.host;
     struct pc_stat hs = hidden_over_rounds(rd, nr, h);
     struct pc_stat ov = over_rounds(rd, nr, MODE_APF, h, f_p_over);
