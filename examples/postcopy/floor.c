@@ -115,7 +115,6 @@ static void rt_loop_init(void *ctx)
 static void rt_loop_fire(void *ctx, const struct pc_loop_job *j)
 {
     struct probe *p = ctx;
-    pc_sleep_until_ns(j->deadline);
     p->t_fired = pc_now_ns();
     atomic_store_explicit(&p->flag, j->page, memory_order_release);
 }
@@ -163,8 +162,8 @@ static void probe_rt(struct probe *p, struct pc_floor *f)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (loop) {
-        struct pc_loop_config lc = {.capacity = 4, .spin = o->layout.spin_host,
-                                    .prepare_ns = 5000, .fire = rt_loop_fire,
+        struct pc_loop_config lc = {.capacity = 4, .buf_size = 64, .spin = o->layout.spin_host,
+                                    .prepare_ns = 10000, .fire = rt_loop_fire,
                                     .thread_init = rt_loop_init, .ctx = p};
         if (pc_loop_create(&lc, &p->loop) != 0)
             p->err = -EAGAIN;

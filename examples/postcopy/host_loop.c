@@ -11,11 +11,14 @@
  * (UFFDIO_COPY) and calls apf_host_complete(), which kicks the vCPU. No thread is woken per
  * fault: submit only re-arms the timer when its deadline is the new earliest one.
  *
- * Precise timers: with `spin` (the I/O thread has a CPU of its own) the timer is armed
- * `early` before the deadline, early being a moving average of this thread's timer
- * lateness (adaptive), and the rest is spun; without it the timer is armed at the deadline
- * and its lateness is measured by the caller (fetched - deadline) and kept out of the
- * figures. Lock order: `lock` is a leaf; the callback runs with no lock held.
+ * Per request: `prepare_ns` before the deadline the reply's contents are made (`prepare`,
+ * the source's own work, inside its latency); at the deadline `fire` fills the page and
+ * completes. Precise timers: with `spin` (the I/O thread has a CPU of its own) each timer
+ * is armed `early` sooner, early being a moving average of this thread's timer lateness
+ * (adaptive), and the rest is spun, re-reading the heap (a later request may be due first);
+ * without it the timer is armed at the deadline, and its lateness is measured by the caller
+ * (in hand - deadline) and kept out of the figures. Lock order: `lock` is a leaf; the
+ * callbacks run with no lock held.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,6 +44,9 @@ struct pc_loop {
     uint32_t n, cap;
     uint64_t armed; /* the timer's expiry (ns), UINT64_MAX if disarmed; under lock */
     uint64_t early; /* I/O thread only */
+    void **free_bufs; /* a stack of capacity buffers; I/O thread only */
+    uint32_t n_free;
+    unsigned char *bufs;
     int ep, tfd, stopfd;
     pthread_t thread;
     bool started;
@@ -57,10 +63,12 @@ static void arm(struct pc_loop *l, uint64_t at)
     l->armed = at;
 }
 
-static uint64_t wake_time(const struct pc_loop *l, uint64_t deadline)
+/* When the I/O thread must be up for the top request: to prepare it, or (prepared) to take
+ * the reply at its deadline; with spin, `early` sooner. */
+static uint64_t wake_time(const struct pc_loop *l, const struct pc_loop_job *j)
 {
-    uint64_t margin = l->cfg.spin ? l->early + l->cfg.prepare_ns : 0;
-    return deadline > margin ? deadline - margin : 0;
+    uint64_t margin = (j->buf ? 0 : l->cfg.prepare_ns) + (l->cfg.spin ? l->early : 0);
+    return j->deadline > margin ? j->deadline - margin : 0;
 }
 
 static void heap_push(struct pc_loop *l, struct pc_loop_job j)
@@ -103,12 +111,23 @@ int pc_loop_submit(struct pc_loop *l, const struct pc_loop_job *j)
         pthread_mutex_unlock(&l->lock);
         return -ENOSPC;
     }
-    heap_push(l, *j);
-    uint64_t at = wake_time(l, j->deadline);
+    struct pc_loop_job x = *j;
+    x.buf = NULL;
+    heap_push(l, x);
+    uint64_t at = wake_time(l, &x);
     if (at < l->armed)
         arm(l, at); /* the new earliest: one syscall here, no thread woken */
     pthread_mutex_unlock(&l->lock);
     return 0;
+}
+
+static inline void loop_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
 }
 
 static void *loop_main(void *arg)
@@ -140,14 +159,34 @@ static void *loop_main(void *arg)
         }
         l->armed = UINT64_MAX;
         while (l->n) {
-            uint64_t at = wake_time(l, l->heap[0].deadline);
-            if (pc_now_ns() < at) {
+            struct pc_loop_job *top = &l->heap[0];
+            uint64_t now = pc_now_ns();
+            if (top->buf == NULL && now + l->cfg.prepare_ns >= top->deadline) {
+                top->buf = l->free_bufs[--l->n_free]; /* never empty: one per request */
+                struct pc_loop_job j = *top;
+                pthread_mutex_unlock(&l->lock);
+                if (l->cfg.prepare)
+                    l->cfg.prepare(l->cfg.ctx, &j);
+                pthread_mutex_lock(&l->lock);
+                continue;
+            }
+            if (top->buf && now >= top->deadline) {
+                struct pc_loop_job j = heap_pop(l);
+                pthread_mutex_unlock(&l->lock);
+                l->cfg.fire(l->cfg.ctx, &j);
+                pthread_mutex_lock(&l->lock);
+                l->free_bufs[l->n_free++] = j.buf;
+                continue;
+            }
+            uint64_t at = wake_time(l, top);
+            if (now < at) {
                 arm(l, at);
                 break;
             }
-            struct pc_loop_job j = heap_pop(l);
+            /* within the early margin (spin): spin, re-reading the heap */
             pthread_mutex_unlock(&l->lock);
-            l->cfg.fire(l->cfg.ctx, &j); /* prepares, waits out the deadline, completes */
+            for (int i = 0; i < 32; i++)
+                loop_relax();
             pthread_mutex_lock(&l->lock);
         }
         pthread_mutex_unlock(&l->lock);
@@ -168,6 +207,11 @@ int pc_loop_create(const struct pc_loop_config *cfg, struct pc_loop **out)
     l->cfg = *cfg;
     l->cap = cfg->capacity;
     l->heap = calloc(l->cap ? l->cap : 1, sizeof(*l->heap));
+    size_t bsz = ((size_t)cfg->buf_size + 63) & ~(size_t)63;
+    l->bufs = aligned_alloc(64, bsz * (l->cap ? l->cap : 1));
+    l->free_bufs = calloc(l->cap ? l->cap : 1, sizeof(void *));
+    for (uint32_t i = 0; l->bufs && l->free_bufs && i < l->cap; i++)
+        l->free_bufs[l->n_free++] = l->bufs + bsz * i;
     l->armed = UINT64_MAX;
     l->early = 20000; /* first guess; adapts */
     l->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -175,8 +219,10 @@ int pc_loop_create(const struct pc_loop_config *cfg, struct pc_loop **out)
     l->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&l->lock, NULL);
     int err = 0;
-    if (!l->heap || l->ep < 0 || l->tfd < 0 || l->stopfd < 0)
-        err = l->heap ? -errno : -ENOMEM;
+    if (!l->heap || !l->bufs || !l->free_bufs)
+        err = -ENOMEM;
+    else if (l->ep < 0 || l->tfd < 0 || l->stopfd < 0)
+        err = -errno;
     struct epoll_event ev = {.events = EPOLLIN};
     if (!err) {
         ev.data.fd = l->tfd;
@@ -217,5 +263,7 @@ void pc_loop_destroy(struct pc_loop *l)
         close(l->stopfd);
     pthread_mutex_destroy(&l->lock);
     free(l->heap);
+    free(l->bufs);
+    free(l->free_bufs);
     free(l);
 }

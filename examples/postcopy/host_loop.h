@@ -13,14 +13,19 @@ struct pc_loop_job {
     uint64_t page;
     uint32_t vcpu;
     uint32_t token;
+    void *buf; /* the loop's: a buffer of buf_size bytes once prepared (NULL before) */
 };
 
 struct pc_loop_config {
-    uint32_t capacity;  /* requests in flight at most */
-    bool spin;          /* wake early and spin to the deadline (the thread has a CPU) */
-    uint64_t prepare_ns; /* with spin: also wake this much earlier, for `fire`'s own work */
-    /* On the I/O thread, from the time the request may be prepared: makes the page present
-     * no earlier than j->deadline, then completes it. */
+    uint32_t capacity;   /* requests in flight at most */
+    uint32_t buf_size;   /* bytes of a request's buffer (the reply) */
+    bool spin;           /* wake early and spin to the deadline (the thread has a CPU) */
+    uint64_t prepare_ns; /* `prepare` runs this long before the deadline */
+    /* On the I/O thread, before the deadline: the reply's contents into j->buf (the
+     * source's own work, inside its latency). May be NULL. */
+    void (*prepare)(void *ctx, const struct pc_loop_job *j);
+    /* On the I/O thread, at the deadline (as precisely as the loop can): the reply is in
+     * hand; makes the page present and completes the request. */
     void (*fire)(void *ctx, const struct pc_loop_job *j);
     void (*thread_init)(void *ctx); /* once, on the I/O thread (pinning); may be NULL */
     void *ctx;

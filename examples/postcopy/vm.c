@@ -137,26 +137,34 @@ static void loop_thread_init(void *ctx)
     pc_pin_host_thread(s);
 }
 
-/* The reply is (nearly) due: the page is generated (the source's work, inside its latency),
- * the deadline waited out, the page filled, the fault completed (engine: "page ready" queued,
- * vCPU kicked). */
+/* Before the reply is due: the page's contents (the source's own work, inside its
+ * latency, as the in-process source generates the page inside its sleep). */
+static void loop_prepare(void *ctx, const struct pc_loop_job *j)
+{
+    struct pc_sim *s = ctx;
+    pc_page_fill(s->o->seed, j->page, j->buf);
+}
+
+/* The reply is due: the page filled (UFFDIO_COPY) and the fault completed (the engine
+ * queues "page ready" and kicks the vCPU). */
 static void loop_fire(void *ctx, const struct pc_loop_job *j)
 {
-    static _Thread_local _Alignas(64) unsigned char buf[PC_PAGE_SIZE];
     struct pc_sim *s = ctx;
     struct pc_page_times *pt = &s->pt[j->page];
     int status = 0;
+    uint64_t t1 = pc_now_ns();
+    atomic_store_explicit(&pt->fetched, t1, memory_order_relaxed);
+    atomic_store_explicit(&s->fetch_ns[j->page],
+                          t1 - atomic_load_explicit(&pt->start, memory_order_relaxed),
+                          memory_order_relaxed);
     if (atomic_load(&s->fatal)) {
         status = APF_EIO;
+    } else if (pc_mem_is_present(&s->mem, j->page)) {
+        /* a second request for a page already filled: its fault was raised before the
+         * copy and reached the engine after the first completion (the engine no longer had
+         * it in flight). Nothing to fetch; complete it. */
     } else {
-        pc_page_fill(s->o->seed, j->page, buf);
-        pc_sleep_until_ns(j->deadline);
-        uint64_t t1 = pc_now_ns();
-        atomic_store_explicit(&pt->fetched, t1, memory_order_relaxed);
-        atomic_store_explicit(&s->fetch_ns[j->page],
-                              t1 - atomic_load_explicit(&pt->start, memory_order_relaxed),
-                              memory_order_relaxed);
-        int err = pc_mem_resolve(&s->mem, j->page, buf);
+        int err = pc_mem_resolve(&s->mem, j->page, j->buf);
         if (err) {
             pc_sim_fail(s, "cannot fill page %llu: %s", (unsigned long long)j->page,
                         strerror(-err));
@@ -676,8 +684,10 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
     if (!err && mode == MODE_APF && o->run_host == HOST_LOOP) {
         struct pc_loop_config lc = {
             .capacity = o->vcpus * (o->max_outstanding ? o->max_outstanding : 64),
+            .buf_size = PC_PAGE_SIZE,
             .spin = o->layout.spin_host,
-            .prepare_ns = 5000, /* generating the page */
+            .prepare_ns = 10000, /* generating the page takes about 3 us */
+            .prepare = loop_prepare,
             .fire = loop_fire,
             .thread_init = loop_thread_init,
             .ctx = &s,
