@@ -221,7 +221,7 @@ static int run_sweep(struct pc_opts *o, const struct pc_floor *f)
     if (!failed) {
         pc_sweep_report(o, p, n, f);
         if (o->plot) {
-            int err = pc_sweep_plot(o, p, n);
+            int err = pc_sweep_plot(o, p, n, f);
             if (err) {
                 fprintf(stderr, "apf-postcopy: cannot write the plot %s: %s\n", o->plot,
                         strerror(-err));

@@ -195,7 +195,8 @@ struct pc_sweep_point {
 };
 void pc_sweep_report(const struct pc_opts *o, const struct pc_sweep_point *p, int n,
                      const struct pc_floor *f);
-int pc_sweep_plot(const struct pc_opts *o, const struct pc_sweep_point *p, int n);
+int pc_sweep_plot(const struct pc_opts *o, const struct pc_sweep_point *p, int n,
+                  const struct pc_floor *fl);
 
 /* util */
 double pc_quantile(double *v, size_t n, double q); /* sorts v */

@@ -480,7 +480,7 @@ void pc_sweep_report(const struct pc_opts *o, const struct pc_sweep_point *p, in
            f->ok ? " (overhead as a multiple of the floor)" : "");
     printf("%8s", "x");
     for (int j = 0; j < nh; j++)
-        printf("  %6s %9s %8s %6s", pc_host_name(hosts[j]), "hidden", "us/fault", "xfloor");
+        printf("  %4s:%8s %8s %6s", pc_host_name(hosts[j]), "hidden", "us/fault", "xfloor");
     printf(" %9s %9s %9s\n", "T_apf", "T_sync", "T_ideal");
     for (int i = 0; i < n; i++) {
         const struct pc_round *rd = p[i].rounds;
@@ -489,7 +489,7 @@ void pc_sweep_report(const struct pc_opts *o, const struct pc_sweep_point *p, in
         for (int j = 0; j < nh; j++) {
             struct pc_stat h = hidden_over_rounds(rd, nr, hosts[j]);
             double ov = over_rounds(rd, nr, MODE_APF, hosts[j], f_p_over).med;
-            printf("  %6s %8.1f%% %8.1f %6.2f", "", 100 * h.med, ov,
+            printf("  %4s %7.1f%% %8.1f %6.2f", "", 100 * h.med, ov,
                    f->ok ? ov / f->total_us : NAN);
         }
         printf(" %9.2f %9.2f %9.2f\n", over_rounds(rd, nr, MODE_APF, hosts[0], f_wall).med,
@@ -500,7 +500,8 @@ void pc_sweep_report(const struct pc_opts *o, const struct pc_sweep_point *p, in
 
 /* A small self-contained SVG: latency hidden (top) and overhead per fault (bottom), one
  * curve per host, the floor dashed. */
-static int write_svg(const struct pc_opts *o, const struct pc_sweep_point *p, int n, FILE *f)
+static int write_svg(const struct pc_opts *o, const struct pc_sweep_point *p, int n,
+                     const struct pc_floor *fl, FILE *f)
 {
     enum pc_host hosts[2];
     int nh = sweep_hosts(o, hosts);
@@ -513,6 +514,8 @@ static int write_svg(const struct pc_opts *o, const struct pc_sweep_point *p, in
             if (!isnan(ov) && ov > ymax)
                 ymax = ov;
         }
+    if (fl->ok && fl->total_us > ymax)
+        ymax = fl->total_us;
     ymax *= 1.2;
 #define XPOS(x) (L + (W - L - R) * (logx ? (log(x) - log(xmin)) / (log(xmax) - log(xmin) + 1e-12) \
                                          : ((x)-xmin) / (xmax - xmin + 1e-12)))
@@ -570,6 +573,12 @@ static int write_svg(const struct pc_opts *o, const struct pc_sweep_point *p, in
                     W - R + 16, top + 16 + 18 * j, W - R + 40, top + 16 + 18 * j, colour[j],
                     W - R + 46, top + 20 + 18 * j, pc_host_name(hosts[j]));
         }
+        if (panel == 1 && fl->ok) {
+            double y = bottom - PH * fl->total_us / pmax;
+            fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#555\" "
+                       "stroke-dasharray=\"6 4\"/><text x=\"%.0f\" y=\"%.0f\">floor %.1f us</text>\n",
+                    L, y, W - R, y, W - R + 16, top + 20 + 18 * nh, fl->total_us);
+        }
     }
 #undef XPOS
     fprintf(f, "</svg>\n");
@@ -618,7 +627,8 @@ static int write_png(const struct pc_opts *o, const struct pc_sweep_point *p, in
     return rc == 0 ? 0 : -EIO;
 }
 
-int pc_sweep_plot(const struct pc_opts *o, const struct pc_sweep_point *p, int n)
+int pc_sweep_plot(const struct pc_opts *o, const struct pc_sweep_point *p, int n,
+                  const struct pc_floor *fl)
 {
     size_t len = strlen(o->plot);
     if (len > 4 && strcmp(o->plot + len - 4, ".png") == 0)
@@ -626,7 +636,7 @@ int pc_sweep_plot(const struct pc_opts *o, const struct pc_sweep_point *p, int n
     FILE *f = fopen(o->plot, "w");
     if (f == NULL)
         return -errno;
-    int err = write_svg(o, p, n, f);
+    int err = write_svg(o, p, n, fl, f);
     if (fclose(f) != 0 && err == 0)
         err = -EIO;
     return err;
