@@ -110,6 +110,7 @@ static void rt_loop_init(void *ctx)
     struct probe *p = ctx;
     pc_sleep_set_spin(p->o->layout.spin_host);
     pc_pin_host_thread_opts(p->o);
+    pc_short_slice();
 }
 
 static void rt_loop_fire(void *ctx, const struct pc_loop_job *j)

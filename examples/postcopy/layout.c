@@ -17,10 +17,12 @@
  *    a vCPU needs. Timer lateness is then measured and kept out of the figures.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "postcopy.h"
@@ -131,6 +133,12 @@ static void look_at_cpus(double *load, int n)
     }
 }
 
+static void *slice_probe(void *arg)
+{
+    *(bool *)arg = pc_short_slice();
+    return NULL;
+}
+
 void pc_layout_decide(struct pc_opts *o)
 {
     struct pc_layout *l = &o->layout;
@@ -185,12 +193,16 @@ void pc_layout_decide(struct pc_opts *o)
         }
         if (l->vcpu_cpu0 != 0)
             WHY("vCPU 0 moved to CPU %d (less busy); ", pc_cpu_id(l->vcpu_cpu0));
-        if (!any_free) {
+        if (!any_free)
+            host_busy = true;
+        if (o->host_cpu == 2 || (o->host_cpu == 0 && !any_free)) {
             /* a busy spare CPU would delay every wake-up of the host thread behind another
              * process: sharing the vCPUs' CPU, it preempts our own vCPU instead */
-            host_busy = true;
             l->host_with_vcpus = true;
-            WHY("host thread shares the vCPUs' CPUs (the spare one is busy); ");
+            WHY("host thread shares the vCPUs' CPUs (%s); ",
+                o->host_cpu == 2 ? "--host-cpu vcpu" : "the spare one is busy");
+        } else if (o->host_cpu == 1 && !any_free) {
+            WHY("host thread on the spare CPU although it is busy (--host-cpu own); ");
         }
     }
     if (o->spin == 0 || (o->spin == -1 && !(l->pin && l->spare))) {
@@ -205,7 +217,36 @@ void pc_layout_decide(struct pc_opts *o)
         WHY("host spins to deadlines: %s; idle vCPU polls: %s", l->spin_host ? "yes" : "no",
             l->spin_vcpu ? "yes (adaptive, max 200 us)" : "no");
     }
+    bool sliced = false;
+    pthread_t th;
+    if (pthread_create(&th, NULL, slice_probe, &sliced) == 0)
+        pthread_join(th, NULL);
+    WHY("; I/O thread slice: %s", sliced ? "short (100 us, wakes preempt)" : "default (refused)");
 #undef WHY
+}
+
+/* The I/O thread asks the scheduler for a short time slice (EEVDF, Linux 6.12+: a fair
+ * task's sched_runtime): it runs a few microseconds per wake-up and, with a shorter slice,
+ * an earlier deadline, so its timer wake-ups preempt a CPU-bound thread on its CPU instead
+ * of waiting for that thread's slice to end. Unprivileged; older kernels ignore or refuse
+ * it (then nothing changes). */
+struct pc_sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+};
+
+bool pc_short_slice(void)
+{
+#ifdef SYS_sched_setattr
+    struct pc_sched_attr a = {.size = sizeof(a), .policy = 0 /* SCHED_OTHER */,
+                              .runtime = 100000 /* 100 us */};
+    return syscall(SYS_sched_setattr, 0, &a, 0) == 0;
+#else
+    return false;
+#endif
 }
 
 /* ---- CPU placement ---------------------------------------------------------------------------- */

@@ -54,6 +54,8 @@ static const char usage[] =
     "                       (default auto: userfaultfd when available)\n"
     "  --workers N          libapf-host worker threads (default: one per task, max 256)\n"
     "  --max-outstanding N  libapf-host per-vCPU limit (default 64)\n"
+    "  --host-cpu own|vcpu|auto  with pinning: host threads on the spare CPUs, or on the\n"
+    "                       vCPUs' (default auto: the spare ones unless they are busy)\n"
     "  --pin on|off|auto    vCPU i on CPU i, host threads on the other CPUs (default auto:\n"
     "                       on when there are more CPUs than vCPUs)\n"
     "  --sweep latency|tasks  run a series and report throughput and latency hidden\n"
@@ -263,7 +265,7 @@ int main(int argc, char **argv)
         O_VCPUS = 256, O_TASKS, O_MEMSIZE, O_PATTERN, O_ZIPF, O_COMPUTE, O_ACCESSES, O_SEED,
         O_LATENCY, O_SOURCE, O_LISTEN, O_MODES, O_MEMORY, O_WORKERS, O_MAXOUT, O_SWEEP, O_PLOT,
         O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN, O_ROUNDS, O_HOST,
-        O_SPIN
+        O_SPIN, O_HOSTCPU
     };
     static const struct option longopts[] = {
         {"vcpus", 1, 0, O_VCPUS},        {"tasks", 1, 0, O_TASKS},
@@ -279,7 +281,7 @@ int main(int argc, char **argv)
         {"no-progress", 0, 0, O_NOPROGRESS}, {"help", 0, 0, O_HELP},
         {"version", 0, 0, O_VERSION},    {"pin", 1, 0, O_PIN},
         {"rounds", 1, 0, O_ROUNDS},      {"host", 1, 0, O_HOST},
-        {"spin", 1, 0, O_SPIN},
+        {"spin", 1, 0, O_SPIN},          {"host-cpu", 1, 0, O_HOSTCPU},
         {0, 0, 0, 0}};
     const char *latency_spec = NULL;
     opterr = 0;
@@ -438,6 +440,16 @@ int main(int argc, char **argv)
                 o.spin = -1;
             else
                 return bad("--spin must be on, off or auto, not '%s'", optarg);
+            break;
+        case O_HOSTCPU:
+            if (strcmp(optarg, "own") == 0)
+                o.host_cpu = 1;
+            else if (strcmp(optarg, "vcpu") == 0)
+                o.host_cpu = 2;
+            else if (strcmp(optarg, "auto") == 0)
+                o.host_cpu = 0;
+            else
+                return bad("--host-cpu must be own, vcpu or auto, not '%s'", optarg);
             break;
         case O_NOPROGRESS:
             o.progress = 0;

@@ -68,6 +68,7 @@ struct pc_opts {
     enum pc_host host;        /* --host: AUTO (the layout's), LOOP, POOL */
     bool both_hosts;          /* --host both: apf with the loop and with the pool */
     int spin;                 /* -1 auto, 0 off, 1 on */
+    int host_cpu;             /* 0 auto, 1 own (the spare CPUs), 2 vcpu (share the vCPUs') */
     struct pc_layout layout;  /* resolved in main() */
     enum pc_host run_host;    /* the host of this run (set per run) */
 };

@@ -121,6 +121,7 @@ bool pc_vcpu_sigbus(void *ctx, void *addr);
 void pc_pin_vcpu_thread(const struct pc_sim *s, uint32_t vcpu);
 void pc_pin_host_thread(const struct pc_sim *s);
 void pc_pin_host_thread_opts(const struct pc_opts *o);
+bool pc_short_slice(void); /* this thread: a short scheduler slice; false if refused */
 /* An idle vCPU: polls for a kick first where the layout allows (adaptive), then sleeps. */
 void pc_vcpu_idle(struct pc_vcpu *v);
 /* Makes a page present from the source (worker or vCPU thread): 0 or -errno. */

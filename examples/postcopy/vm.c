@@ -135,6 +135,7 @@ static void loop_thread_init(void *ctx)
     struct pc_sim *s = ctx;
     pc_sleep_set_spin(s->o->layout.spin_host);
     pc_pin_host_thread(s);
+    pc_short_slice();
 }
 
 /* Before the reply is due: the page's contents (the source's own work, inside its
