@@ -127,6 +127,7 @@ static void *rt_worker(void *arg)
     struct probe *p = arg;
     pc_sleep_set_spin(p->o->layout.spin_host);
     pc_pin_host_thread_opts(p->o);
+    pc_short_slice();
     pthread_mutex_lock(&p->lock);
     for (;;) {
         if (p->o->layout.spin_host && !p->queued && !p->stop) {

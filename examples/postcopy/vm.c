@@ -103,6 +103,7 @@ static int host_resolve(void *ctx, uint32_t vcpu, uint64_t gpa)
     if (!ready) {
         pc_sleep_set_spin(s->o->layout.spin_host);
         pc_pin_host_thread(s);
+        pc_short_slice(); /* as the event loop's thread: the comparison is of hand-offs */
         ready = true;
     }
     (void)vcpu;
