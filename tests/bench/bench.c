@@ -88,9 +88,9 @@ void bench_report_row(struct bench_report *r, const char *mode, uint32_t n, uint
                r->rows ? ", " : ", \"rows\": [", mode, n, depth, med, lo, hi, mem_per_vcpu);
     } else {
         if (r->rows == 0)
-            printf("  %-8s %6s %6s %10s %10s %10s %12s\n", "mode", "n", "depth", "median",
+            printf("  %-17s %6s %6s %10s %10s %10s %12s\n", "mode", "n", "depth", "median",
                    "min", "max", "mem/vcpu B");
-        printf("  %-8s %6u %6u %10.1f %10.1f %10.1f %12.0f\n", mode, n, depth, med, lo, hi,
+        printf("  %-17s %6u %6u %10.1f %10.1f %10.1f %12.0f\n", mode, n, depth, med, lo, hi,
                mem_per_vcpu);
     }
     r->rows++;
