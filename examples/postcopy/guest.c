@@ -96,6 +96,8 @@ static void env_wake(void *ctx, void *task, uint32_t cpu, int halted)
     struct pc_sim *s = v->sim;
     if (t->fault_t0) {
         uint64_t now = pc_now_ns();
+        t->t_wake = now;
+        t->woke_idle = v->idling;
         double ready = (double)(now - t->fault_t0) / 1e3;
         double fetch = (double)atomic_load_explicit(&s->fetch_ns[t->fault_page],
                                                     memory_order_relaxed) / 1e3;
@@ -106,12 +108,55 @@ static void env_wake(void *ctx, void *task, uint32_t cpu, int halted)
         rq_push(v, t);
 }
 
+/* Idle polling, adaptive as KVM's halt polling: poll for a kick up to poll_ns before
+ * sleeping; a wake-up that came after the poll but within the limit grows the window, one
+ * beyond the limit shrinks it. Only where the layout gives the vCPU its own CPU (the poll
+ * takes no CPU another thread needs). */
+#define PC_POLL_MIN_NS 10000u
+#define PC_POLL_MAX_NS 200000u
+
+static void vcpu_idle(struct pc_vcpu *v)
+{
+    struct pc_sim *s = v->sim;
+    if (apf_loopback_deliver(s->lb, v->id, PC_GS) != 0)
+        return;
+    if (s->o->layout.spin_vcpu) {
+        uint64_t t0 = pc_now_ns(), end = t0 + v->poll_ns;
+        for (unsigned i = 0;; i++) {
+            if (apf_loopback_pending(s->lb, v->id)) {
+                apf_loopback_deliver(s->lb, v->id, PC_GS);
+                return;
+            }
+            if ((i & 15) == 15 && pc_now_ns() >= end)
+                break;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        apf_loopback_idle(s->lb, v->id, 1000000);
+        uint64_t waited = pc_now_ns() - t0;
+        if (waited <= PC_POLL_MAX_NS)
+            v->poll_ns = v->poll_ns * 2 > PC_POLL_MAX_NS ? PC_POLL_MAX_NS
+                         : v->poll_ns * 2 < PC_POLL_MIN_NS ? PC_POLL_MIN_NS
+                                                           : v->poll_ns * 2;
+        else
+            v->poll_ns /= 2;
+        return;
+    }
+    apf_loopback_idle(s->lb, v->id, 1000000);
+}
+
+void pc_vcpu_idle(struct pc_vcpu *v)
+{
+    v->idling = true;
+    vcpu_idle(v);
+    v->idling = false;
+}
+
 static void env_halt(void *ctx)
 {
     (void)ctx;
-    struct pc_vcpu *v = this_vcpu;
-    if (apf_loopback_deliver(v->sim->lb, v->id, PC_GS) == 0)
-        apf_loopback_idle(v->sim->lb, v->id, 1000000);
+    pc_vcpu_idle(this_vcpu);
 }
 
 /* Bucket locks are shared by the vCPU threads: a spinlock that yields when contended. */
@@ -206,9 +251,17 @@ void pc_task_main(void *arg)
          i++) {
         uint64_t page = pc_workload_next(s->wl, &t->cur);
         const void *p = pc_mem_page_addr(&s->mem, page);
-        if (s->mem.mode == PC_MEM_PRESENCE_MAP && !pc_mem_is_present(&s->mem, page))
+        t->faulted = false;
+        t->t_exit = 0;
+        t->t_access = pc_now_ns();
+        if (s->mem.mode == PC_MEM_PRESENCE_MAP && !pc_mem_is_present(&s->mem, page)) {
+            t->t_exit = t->t_access;
             pc_vcpu_missing(v, page); /* no userfaultfd: the VMM checks before the access */
+        }
         /* The access: reading a missing page raises SIGBUS right here (vm.c). */
+        (void)*(const volatile uint64_t *)p;
+        if (t->faulted)
+            pc_fault_record(v, t, pc_now_ns());
         if (!pc_page_verify(p, s->src->seed, page)) {
             pc_sim_fail(s, "page %llu does not hold the source's contents (checksum mismatch)",
                         (unsigned long long)page);
@@ -233,6 +286,7 @@ void *pc_vcpu_main(void *arg)
     struct pc_vcpu *v = arg;
     struct pc_sim *s = v->sim;
     this_vcpu = v;
+    v->poll_ns = PC_POLL_MIN_NS;
     pc_pin_vcpu_thread(s, v->id);
     pc_coro_init_thread(&v->sched);
     if (s->mem.mode != PC_MEM_PRESENCE_MAP)
@@ -259,8 +313,7 @@ void *pc_vcpu_main(void *arg)
         }
         /* Nothing runnable (every task waits for a page): the guest idles until a kick. */
         uint64_t i0 = pc_now_ns();
-        if (apf_loopback_deliver(s->lb, v->id, PC_GS) == 0)
-            apf_loopback_idle(s->lb, v->id, 1000000);
+        pc_vcpu_idle(v);
         v->idle_ns += pc_now_ns() - i0;
     }
     v->busy_ns = pc_now_ns() - t0;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static const char usage[] =
     "  --pattern P          sequential | random | zipf (default random)\n"
     "  --zipf-s S           zipf exponent (default 0.99)\n"
     "  --compute US         work per access in microseconds (default 50)\n"
-    "  --accesses N         accesses in total (default 40000)\n"
+    "  --accesses N         accesses in total, per run (default 12000)\n"
     "  --seed N             seed of page contents and accesses (default 1)\n"
     "migration source:\n"
     "  --latency MODEL      fixed:US | uniform:LO,HI | lognormal:MEDIAN,SIGMA\n"
@@ -44,11 +45,20 @@ static const char usage[] =
     "run:\n"
     "  --modes LIST         any of apf,sync,ideal (default all three)\n"
     "  --transport T        kvm-x86 | kvm-arm64 | xen | mmio: the APF wire (default kvm-x86)\n"
+    "  --rounds N           interleaved rounds of the modes (apf, sync, ideal, apf, ...);\n"
+    "                       medians over rounds are reported (default 5; sweeps 3)\n"
+    "  --host H             loop | pool | both | auto: the host side of the apf runs: an event\n"
+    "                       loop (one I/O thread, libapf's embedder completion) or libapf's\n"
+    "                       worker pool; both: each in every round (default auto: loop)\n"
+    "  --spin on|off|auto   host thread spins to fetch deadlines, idle vCPUs poll (default\n"
+    "                       auto: where a CPU no vCPU uses runs the host, and is not busy)\n"
     "  --memory M           uffd | map | auto: userfaultfd, or a software presence map\n"
     "                       (default auto: userfaultfd when available)\n"
     "  --workers N          libapf-host worker threads (default: one per task, max 256)\n"
     "  --max-outstanding N  libapf-host per-vCPU limit (default 64)\n"
-    "  --pin on|off|auto    vCPU i on CPU i, host workers on the other CPUs (default auto:\n"
+    "  --host-cpu own|vcpu|auto  with pinning: host threads on the spare CPUs, or on the\n"
+    "                       vCPUs' (default auto: the spare ones unless they are busy)\n"
+    "  --pin on|off|auto    vCPU i on CPU i, host threads on the other CPUs (default auto:\n"
     "                       on when there are more CPUs than vCPUs)\n"
     "  --sweep latency|tasks  run a series and report throughput and latency hidden\n"
     "  --plot FILE          with --sweep: FILE.svg, or FILE.png (needs gnuplot)\n"
@@ -133,25 +143,57 @@ static void source_ready(uint16_t port)
     fflush(stdout);
 }
 
-static int run_modes(const struct pc_opts *o, struct pc_result *r, int *n)
+/* The runs of one round: apf (with each host asked for), sync, ideal. */
+static int round_specs(const struct pc_opts *o, enum pc_mode *mode, enum pc_host *host)
 {
-    int failed = 0;
-    *n = 0;
-    for (int m = 0; m < MODE_COUNT && !atomic_load(&pc_interrupted); m++) {
-        if (!o->modes[m])
-            continue;
-        struct pc_result *x = &r[(*n)++];
-        if (pc_run(o, (enum pc_mode)m, x) != 0) {
-            x->ok = false;
-            fprintf(stderr, "apf-postcopy: %s mode failed: %s\n", pc_mode_name((enum pc_mode)m),
-                    x->error);
-            failed = 1;
+    int n = 0;
+    if (o->modes[MODE_APF]) {
+        if (o->both_hosts) {
+            mode[n] = MODE_APF, host[n++] = HOST_LOOP;
+            mode[n] = MODE_APF, host[n++] = HOST_POOL;
+        } else {
+            mode[n] = MODE_APF, host[n++] = o->layout.host;
         }
     }
-    return failed;
+    for (int m = MODE_SYNC; m < MODE_COUNT; m++)
+        if (o->modes[m])
+            mode[n] = (enum pc_mode)m, host[n++] = HOST_AUTO;
+    return n;
 }
 
-static int run_sweep(struct pc_opts *o)
+static int run_rounds(const struct pc_opts *o, struct pc_round *rd, int nrounds, int *done)
+{
+    enum pc_mode mode[PC_MAX_RUNS];
+    enum pc_host host[PC_MAX_RUNS];
+    int n = round_specs(o, mode, host);
+    bool show = o->progress == 1 || (o->progress == -1 && isatty(STDERR_FILENO));
+    *done = 0;
+    for (int k = 0; k < nrounds && !atomic_load(&pc_interrupted); k++) {
+        rd[k].n = 0;
+        for (int i = 0; i < n; i++) {
+            struct pc_opts x = *o;
+            x.run_host = host[i];
+            x.progress = 0;
+            struct pc_result *r = &rd[k].r[rd[k].n++];
+            if (pc_run(&x, mode[i], r) != 0) {
+                r->ok = false;
+                fprintf(stderr, "apf-postcopy: round %d: %s mode failed: %s\n", k + 1,
+                        pc_mode_name(mode[i]), r->error);
+                *done = k + 1;
+                return 1;
+            }
+        }
+        *done = k + 1;
+        if (show) {
+            double h = pc_hidden(&rd[k], o->layout.host);
+            fprintf(stderr, "  round %d/%d: hidden %s%.1f%%\n", k + 1, nrounds,
+                    isnan(h) ? "-" : "", isnan(h) ? 0.0 : 100 * h);
+        }
+    }
+    return 0;
+}
+
+static int run_sweep(struct pc_opts *o, const struct pc_floor *f)
 {
     static const double lat[] = {50, 100, 200, 400, 800};
     static const double tasks[] = {1, 2, 4, 8, 16, 32};
@@ -176,19 +218,17 @@ static int run_sweep(struct pc_opts *o)
         if (!o->json)
             fprintf(stderr, "apf-postcopy: sweep %s = %g\n",
                     o->sweep == SWEEP_LATENCY ? "latency" : "tasks", xs[i]);
-        for (int m = 0; m < MODE_COUNT; m++) {
-            if (pc_run(&x, (enum pc_mode)m, &p[i].r[m]) != 0) {
-                fprintf(stderr, "apf-postcopy: %s mode failed: %s\n",
-                        pc_mode_name((enum pc_mode)m), p[i].r[m].error);
-                failed = 1;
-                break;
-            }
+        p[i].rounds = calloc(o->rounds, sizeof(struct pc_round));
+        if (p[i].rounds == NULL) {
+            failed = 1;
+            break;
         }
+        failed = run_rounds(&x, p[i].rounds, (int)o->rounds, &p[i].nrounds);
     }
     if (!failed) {
-        pc_sweep_report(o, p, n);
+        pc_sweep_report(o, p, n, f);
         if (o->plot) {
-            int err = pc_sweep_plot(o, p, n);
+            int err = pc_sweep_plot(o, p, n, f);
             if (err) {
                 fprintf(stderr, "apf-postcopy: cannot write the plot %s: %s\n", o->plot,
                         strerror(-err));
@@ -198,13 +238,15 @@ static int run_sweep(struct pc_opts *o)
             }
         }
     }
+    for (int i = 0; i < n; i++)
+        free(p[i].rounds);
     free(p);
     return failed;
 }
 
 int main(int argc, char **argv)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = pc_ncpus(); /* its affinity mask: taskset and cpusets count */
     struct pc_opts o = {
         /* one CPU left to the host side (its workers), as production hypervisors keep
          * their I/O threads off the vCPUs' cores */
@@ -214,19 +256,21 @@ int main(int argc, char **argv)
         .pattern = PATTERN_RANDOM,
         .zipf_s = 0.99,
         .compute_us = 50,
-        .accesses = 40000,
+        .accesses = 12000,
         .seed = 1,
         .modes = {true, true, true},
         .memory = MEMORY_AUTO,
         .source_listen = -1,
         .progress = -1,
         .pin = -1,
+        .spin = -1,
     };
     pc_latency_default(&o.latency, o.seed);
     enum {
         O_VCPUS = 256, O_TASKS, O_MEMSIZE, O_PATTERN, O_ZIPF, O_COMPUTE, O_ACCESSES, O_SEED,
         O_LATENCY, O_SOURCE, O_LISTEN, O_MODES, O_MEMORY, O_WORKERS, O_MAXOUT, O_SWEEP, O_PLOT,
-        O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN, O_TRANSPORT
+        O_TRACE, O_JSON, O_PROGRESS, O_NOPROGRESS, O_HELP, O_VERSION, O_PIN, O_TRANSPORT,
+        O_ROUNDS, O_HOST, O_SPIN, O_HOSTCPU
     };
     static const struct option longopts[] = {
         {"vcpus", 1, 0, O_VCPUS},        {"tasks", 1, 0, O_TASKS},
@@ -243,6 +287,8 @@ int main(int argc, char **argv)
         {"no-progress", 0, 0, O_NOPROGRESS}, {"help", 0, 0, O_HELP},
         {"version", 0, 0, O_VERSION},    {"pin", 1, 0, O_PIN},
         {"transport", 1, 0, O_TRANSPORT},
+        {"rounds", 1, 0, O_ROUNDS},      {"host", 1, 0, O_HOST},
+        {"spin", 1, 0, O_SPIN},          {"host-cpu", 1, 0, O_HOSTCPU},
         {0, 0, 0, 0}};
     const char *latency_spec = NULL;
     opterr = 0;
@@ -386,6 +432,44 @@ int main(int argc, char **argv)
             else
                 return bad("--pin must be on, off or auto, not '%s'", optarg);
             break;
+        case O_ROUNDS:
+            if (parse_u64(optarg, 1, 1000, &v))
+                return bad("--rounds must be 1..1000, not '%s'", optarg);
+            o.rounds = (uint32_t)v;
+            break;
+        case O_HOST:
+            o.both_hosts = false;
+            if (strcmp(optarg, "loop") == 0)
+                o.host = HOST_LOOP;
+            else if (strcmp(optarg, "pool") == 0)
+                o.host = HOST_POOL;
+            else if (strcmp(optarg, "auto") == 0)
+                o.host = HOST_AUTO;
+            else if (strcmp(optarg, "both") == 0)
+                o.host = HOST_AUTO, o.both_hosts = true;
+            else
+                return bad("--host must be loop, pool, both or auto, not '%s'", optarg);
+            break;
+        case O_SPIN:
+            if (strcmp(optarg, "on") == 0)
+                o.spin = 1;
+            else if (strcmp(optarg, "off") == 0)
+                o.spin = 0;
+            else if (strcmp(optarg, "auto") == 0)
+                o.spin = -1;
+            else
+                return bad("--spin must be on, off or auto, not '%s'", optarg);
+            break;
+        case O_HOSTCPU:
+            if (strcmp(optarg, "own") == 0)
+                o.host_cpu = 1;
+            else if (strcmp(optarg, "vcpu") == 0)
+                o.host_cpu = 2;
+            else if (strcmp(optarg, "auto") == 0)
+                o.host_cpu = 0;
+            else
+                return bad("--host-cpu must be own, vcpu or auto, not '%s'", optarg);
+            break;
         case O_NOPROGRESS:
             o.progress = 0;
             break;
@@ -438,17 +522,35 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (o.rounds == 0)
+        o.rounds = o.sweep != SWEEP_NONE ? 3 : 5;
+    if (o.source && o.host == HOST_LOOP)
+        return bad("%s", "--host loop needs the in-process source (the TCP source is the pool's)");
+    if (o.source) {
+        o.host = HOST_POOL; /* the TCP source client blocks: a worker's job */
+        o.both_hosts = false;
+    }
+    pc_layout_decide(&o);
+    struct pc_floor floor;
+    if (o.modes[MODE_APF] && o.memory != MEMORY_MAP && o.source == NULL &&
+        pc_floor_probe(&o, &floor) != 0)
+        floor.ok = false;
+    else if (!o.modes[MODE_APF] || o.memory == MEMORY_MAP || o.source != NULL)
+        floor.ok = false;
     if (o.sweep != SWEEP_NONE)
-        return run_sweep(&o);
+        return run_sweep(&o, &floor);
 
-    struct pc_result r[MODE_COUNT];
-    int n;
-    int failed = run_modes(&o, r, &n);
+    struct pc_round *rd = calloc(o.rounds, sizeof(*rd));
+    if (rd == NULL)
+        return 1;
+    int done;
+    int failed = run_rounds(&o, rd, (int)o.rounds, &done);
     if (o.trace && tc_svg_from_file(o.trace) < 0) /* FILE.svg: the trace's timeline */
         failed = 1;
     if (o.json)
-        pc_report_json(&o, r, n);
+        pc_report_json(&o, rd, done, &floor);
     else
-        pc_report_table(&o, r, n);
+        pc_report_table(&o, rd, done, &floor);
+    free(rd);
     return failed ? 1 : 0;
 }

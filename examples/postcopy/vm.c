@@ -17,6 +17,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +63,12 @@ int pc_fetch_page(struct pc_sim *s, uint64_t page)
     static _Thread_local _Alignas(64) unsigned char buf[PC_PAGE_SIZE];
     if (pc_mem_is_present(&s->mem, page))
         return 0; /* another vCPU's fetch got there first */
+    struct pc_page_times *pt = &s->pt[page];
     uint64_t t0 = pc_now_ns();
+    atomic_store_explicit(&pt->start, t0, memory_order_relaxed);
+    if (s->o->source == NULL) /* the in-process source's reply is due then */
+        atomic_store_explicit(&pt->deadline, t0 + pc_latency_sample_ns(&s->o->latency, page),
+                              memory_order_relaxed);
     int err = pc_source_fetch(s->src, page, buf);
     if (err) {
         char why[200];
@@ -70,28 +77,35 @@ int pc_fetch_page(struct pc_sim *s, uint64_t page)
                     why[0] ? why : strerror(-err));
         return err;
     }
-    atomic_store_explicit(&s->fetch_ns[page], pc_now_ns() - t0, memory_order_relaxed);
+    uint64_t t1 = pc_now_ns();
+    atomic_store_explicit(&pt->fetched, t1, memory_order_relaxed);
+    atomic_store_explicit(&s->fetch_ns[page], t1 - t0, memory_order_relaxed);
     err = pc_mem_resolve(&s->mem, page, buf);
     if (err) {
         pc_sim_fail(s, "cannot fill page %llu: %s", (unsigned long long)page, strerror(-err));
         return err;
     }
+    uint64_t t2 = pc_now_ns();
+    atomic_store_explicit(&pt->copied, t2, memory_order_relaxed);
+    atomic_store_explicit(&pt->done, t2, memory_order_relaxed); /* the pool completes next */
     atomic_fetch_add_explicit(&s->pages_fetched, 1, memory_order_relaxed);
     return 0;
 }
 
-/* libapf-host's `resolve`, on its worker threads.
- * A worker waiting for the in-process source only sleeps: a page on its way from a remote
- * machine costs no local CPU, and these are the CPUs the vCPUs run on. A vCPU fetching
- * synchronously (sync mode) keeps the precise, spinning wait: it is stalled anyway, and so
- * any timer lateness of this machine lands on the APF side, never in sync mode's favour. */
+/* libapf-host's `resolve`, on its worker threads (the pool host).
+ * Where the layout lets host threads spin (they have a CPU of their own), the wait for the
+ * source ends precisely (a timer sleep, then a spin for the timer's usual lateness);
+ * otherwise it only sleeps, as a wait on a remote machine, and the timer's lateness is
+ * measured (fetched - deadline) and kept out of the figures. A vCPU fetching synchronously
+ * (sync mode) always waits precisely: it is stalled anyway. */
 static int host_resolve(void *ctx, uint32_t vcpu, uint64_t gpa)
 {
     static _Thread_local bool ready;
     struct pc_sim *s = ctx;
     if (!ready) {
-        pc_sleep_set_spin(false);
+        pc_sleep_set_spin(s->o->layout.spin_host);
         pc_pin_host_thread(s);
+        pc_short_slice(); /* as the event loop's thread: the comparison is of hand-offs */
         ready = true;
     }
     (void)vcpu;
@@ -100,44 +114,74 @@ static int host_resolve(void *ctx, uint32_t vcpu, uint64_t gpa)
     return pc_fetch_page(s, (gpa - PC_GPA_BASE) / PC_PAGE_SIZE);
 }
 
-/* ---- CPU placement ----------------------------------------------------------------------------
- * As a hypervisor pins vCPU threads to their own cores and its I/O threads elsewhere: when
- * the machine has more CPUs than vCPUs, vCPU i runs on CPU i and libapf-host's workers on
- * the others. Otherwise Linux wakes a worker on the core of the vCPU that woke it, and host
- * work is charged to the guest. */
-static int ncpus_online(void)
+/* ---- the event-loop host (host_loop.c): submit on the vCPU, complete on the I/O thread ---- */
+
+/* libapf-host's `submit`, inside the stage-2 exit on the vCPU thread: the request to the
+ * source leaves now; its reply is due after the model's latency for this page. */
+static void host_submit(void *ctx, uint32_t vcpu, uint32_t token, uint64_t gpa)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    struct pc_sim *s = ctx;
+    uint64_t page = (gpa - PC_GPA_BASE) / PC_PAGE_SIZE;
+    uint64_t t0 = pc_now_ns();
+    struct pc_loop_job j = {.deadline = t0 + pc_latency_sample_ns(&s->o->latency, page),
+                            .page = page, .vcpu = vcpu, .token = token};
+    atomic_store_explicit(&s->pt[page].start, t0, memory_order_relaxed);
+    atomic_store_explicit(&s->pt[page].deadline, j.deadline, memory_order_relaxed);
+    if (pc_loop_submit(s->loop, &j) != 0) { /* cannot happen: capacity = every slot */
+        pc_sim_fail(s, "event loop full");
+        apf_host_complete(apf_loopback_host(s->lb), vcpu, token, APF_EIO);
+    }
 }
 
-bool pc_pinning(const struct pc_opts *o)
+static void loop_thread_init(void *ctx)
 {
-    return o->pin == 1 || (o->pin == -1 && (int)o->vcpus < ncpus_online());
+    struct pc_sim *s = ctx;
+    pc_sleep_set_spin(s->o->layout.spin_host);
+    pc_pin_host_thread(s);
+    pc_short_slice();
 }
 
-void pc_pin_vcpu_thread(const struct pc_sim *s, uint32_t vcpu)
+/* Before the reply is due: the page's contents (the source's own work, inside its
+ * latency, as the in-process source generates the page inside its sleep). */
+static void loop_prepare(void *ctx, const struct pc_loop_job *j)
 {
-    if (!pc_pinning(s->o))
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET((int)(vcpu % (uint32_t)ncpus_online()), &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    struct pc_sim *s = ctx;
+    pc_page_fill(s->o->seed, j->page, j->buf);
 }
 
-void pc_pin_host_thread(const struct pc_sim *s)
+/* The reply is due: the page filled (UFFDIO_COPY) and the fault completed (the engine
+ * queues "page ready" and kicks the vCPU). */
+static void loop_fire(void *ctx, const struct pc_loop_job *j)
 {
-    if (!pc_pinning(s->o))
-        return;
-    int n = ncpus_online();
-    if ((int)s->o->vcpus >= n)
-        return; /* no CPU to spare: leave it to the scheduler */
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int c = (int)s->o->vcpus; c < n; c++)
-        CPU_SET(c, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    struct pc_sim *s = ctx;
+    struct pc_page_times *pt = &s->pt[j->page];
+    int status = 0;
+    uint64_t t1 = pc_now_ns();
+    atomic_store_explicit(&pt->fetched, t1, memory_order_relaxed);
+    atomic_store_explicit(&s->fetch_ns[j->page],
+                          t1 - atomic_load_explicit(&pt->start, memory_order_relaxed),
+                          memory_order_relaxed);
+    if (atomic_load(&s->fatal)) {
+        status = APF_EIO;
+    } else if (pc_mem_is_present(&s->mem, j->page)) {
+        /* a second request for a page already filled: its fault was raised before the
+         * copy and reached the engine after the first completion (the engine no longer had
+         * it in flight). Nothing to fetch; complete it. */
+    } else {
+        int err = pc_mem_resolve(&s->mem, j->page, j->buf);
+        if (err) {
+            pc_sim_fail(s, "cannot fill page %llu: %s", (unsigned long long)j->page,
+                        strerror(-err));
+            status = APF_EIO;
+        } else {
+            atomic_store_explicit(&pt->copied, pc_now_ns(), memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->pages_fetched, 1, memory_order_relaxed);
+        }
+    }
+    int err = apf_host_complete(apf_loopback_host(s->lb), j->vcpu, j->token, status);
+    atomic_store_explicit(&pt->done, pc_now_ns(), memory_order_relaxed);
+    if (err)
+        pc_sim_fail(s, "apf_host_complete: %s", apf_strerror(err));
 }
 
 /* ---- the page-fault exit ----------------------------------------------------------------------- */
@@ -160,6 +204,8 @@ void pc_vcpu_missing(struct pc_vcpu *v, uint64_t page)
         int r = apf_loopback_fault(s->lb, v->id, PC_GPA(page), PC_GS);
         if (r == APF_FAULT_ASYNC) {
             v->faults_async++; /* the task slept in there; "page ready" woke it */
+            t->faulted = true;
+            t->t_run = pc_now_ns();
         } else {
             t->fault_t0 = 0;
             if (r == APF_FAULT_HALT) {
@@ -181,8 +227,10 @@ bool pc_vcpu_sigbus(void *ctx, void *addr)
 {
     struct pc_vcpu *v = ctx;
     size_t page;
+    uint64_t now = pc_now_ns();
     if (v->cur == NULL || pc_mem_page_index(&v->sim->mem, addr, &page) != 0)
         return false; /* not a guest task's access to guest memory: not ours */
+    v->cur->t_exit = now;
     pc_vcpu_missing(v, page);
     return true;
 }
@@ -304,14 +352,15 @@ static int setup_apf(const struct pc_opts *o, struct pc_sim *s, uint32_t workers
             {
                 .n_vcpus = o->vcpus,
                 .transport = pc_transport_ops(o->transport),
-                .n_workers = workers,
+                .n_workers = s->loop ? 0 : workers,
                 .max_outstanding = o->max_outstanding,
-                /* workers with CPUs of their own may poll briefly for the next fault */
-                .worker_spin_ns = pc_pinning(o) && (int)o->vcpus < ncpus_online() ? 50000 : 0,
+                /* pool workers with a CPU of their own may poll briefly for the next fault */
+                .worker_spin_ns = o->layout.spin_host ? 50000 : 0,
                 .trace = s->trace_file ? trace_hook : NULL,
                 .trace_ctx = s,
             },
-        .resolve = host_resolve,
+        .resolve = s->loop ? NULL : host_resolve,
+        .submit = s->loop ? host_submit : NULL,
         .ctx = s,
     };
     int err = apf_loopback_create(&lc, &s->lb);
@@ -388,6 +437,8 @@ static int setup_vcpus(const struct pc_opts *o, struct pc_sim *s, struct pc_resu
 
 static void teardown(struct pc_sim *s)
 {
+    pc_loop_destroy(s->loop); /* first: it completes into the engine */
+    s->loop = NULL;
     apf_loopback_destroy(s->lb); /* stops the workers (a fetch in progress is bounded) */
     s->lb = NULL;
     if (s->vcpus) {
@@ -401,6 +452,7 @@ static void teardown(struct pc_sim *s)
             free(v->rq);
             free(v->ready_us);
             free(v->overhead_us);
+            free(v->fs);
         }
         free(s->vcpus);
     }
@@ -409,32 +461,12 @@ static void teardown(struct pc_sim *s)
     pc_workload_destroy(s->wl);
     pc_mem_close(&s->mem);
     free((void *)s->fetch_ns);
+    free(s->pt);
     if (s->trace_file)
         fclose(s->trace_file);
     free(s->chk_mem);
     pthread_mutex_destroy(&s->fatal_lock);
     pthread_mutex_destroy(&s->trace_lock);
-}
-
-/* ---- machine noise --------------------------------------------------------------------------
- * On a virtual machine, the hypervisor below can take CPU time away ("steal"); a run with
- * much steal is not a clean measurement, so each result says how much there was. */
-static bool read_cpu_times(uint64_t *total, uint64_t *steal)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (f == NULL)
-        return false;
-    unsigned long long v[10] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
-    fclose(f);
-    if (n < 8)
-        return false;
-    *total = 0;
-    for (int i = 0; i < 8; i++) /* user..steal; guest time is already inside user */
-        *total += v[i];
-    *steal = v[7];
-    return true;
 }
 
 /* Open file descriptors and threads of this process: a run must give back all of its own
@@ -472,8 +504,125 @@ static void progress(const struct pc_sim *s, uint64_t total, double elapsed, boo
             (unsigned long long)total, elapsed, final ? "\n" : "");
 }
 
+/* ---- the per-fault clock ------------------------------------------------------------------------
+ * Stamps along one fault's way: the task's access, the exit handler, the host's fetch
+ * (start, reply due, reply in hand), the copy, the completion, "page ready" waking the task,
+ * the task running again, its access done. Only faults whose own exit started the fetch
+ * are measured (a second task faulting on a page already on its way is not a full fault). */
+static uint32_t span(uint64_t from, uint64_t to)
+{
+    return to > from ? (uint32_t)(to - from < UINT32_MAX ? to - from : UINT32_MAX) : 0;
+}
+
+void pc_fault_record(struct pc_vcpu *v, struct pc_task *t, uint64_t t_done)
+{
+    struct pc_page_times *pt = &v->sim->pt[t->fault_page];
+    uint64_t start = atomic_load_explicit(&pt->start, memory_order_relaxed);
+    uint64_t deadline = atomic_load_explicit(&pt->deadline, memory_order_relaxed);
+    uint64_t fetched = atomic_load_explicit(&pt->fetched, memory_order_relaxed);
+    uint64_t copied = atomic_load_explicit(&pt->copied, memory_order_relaxed);
+    uint64_t done = atomic_load_explicit(&pt->done, memory_order_relaxed);
+    if (t->t_exit == 0 || start < t->t_exit || !fetched || !copied || !t->t_wake ||
+        t->t_wake < copied || t->t_run < t->t_wake)
+        return;
+    if (done == 0 || done > t->t_wake)
+        done = t->t_wake; /* the task was woken before the completer took its last stamp */
+    if (v->nfs == v->fscap) {
+        size_t cap = v->fscap ? v->fscap * 2 : 4096;
+        struct pc_fault_sample *a = realloc(v->fs, cap * sizeof(*a));
+        if (a == NULL)
+            return;
+        v->fs = a;
+        v->fscap = cap;
+    }
+    struct pc_fault_sample *f = &v->fs[v->nfs++];
+    uint64_t due = deadline ? deadline : fetched;
+    f->exit = span(t->t_access, t->t_exit);
+    f->handoff = span(t->t_exit, start);
+    f->fetch = span(start, due);
+    f->late = span(due, fetched);
+    f->copy = span(fetched, copied);
+    f->complete = span(copied, done);
+    f->deliver = span(done, t->t_wake);
+    f->runq = span(t->t_wake, t->t_run);
+    f->touch = span(t->t_run, t_done);
+    f->woke_idle = t->woke_idle;
+}
+
+static double part_median(const struct pc_fault_sample *fs, size_t n, size_t offset, double *tmp)
+{
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = *(const uint32_t *)((const char *)&fs[i] + offset) / 1e3;
+    return pc_quantile(tmp, n, 0.5);
+}
+
+static void collect_parts(const struct pc_opts *o, struct pc_sim *s, struct pc_result *r)
+{
+    size_t n = 0;
+    for (uint32_t c = 0; c < o->vcpus; c++)
+        n += s->vcpus[c].nfs;
+    struct pc_fault_sample *all = malloc((n + 1) * sizeof(*all));
+    double *tmp = malloc((n + 1) * sizeof(double));
+    struct pc_parts *p = &r->parts;
+    p->n = n;
+    if (all == NULL || tmp == NULL || n == 0) {
+        free(all);
+        free(tmp);
+        p->exit = p->handoff = p->fetch = p->late = p->copy = p->complete = p->deliver =
+            p->runq = p->touch = p->overhead = p->e2e = NAN;
+        r->late_p99_us = NAN;
+        return;
+    }
+    size_t k = 0;
+    for (uint32_t c = 0; c < o->vcpus; c++) {
+        if (s->vcpus[c].nfs == 0)
+            continue;
+        memcpy(all + k, s->vcpus[c].fs, s->vcpus[c].nfs * sizeof(*all));
+        k += s->vcpus[c].nfs;
+    }
+#define PART(field) part_median(all, n, offsetof(struct pc_fault_sample, field), tmp)
+    p->exit = PART(exit);
+    p->handoff = PART(handoff);
+    p->fetch = PART(fetch);
+    p->copy = PART(copy);
+    p->complete = PART(complete);
+    p->deliver = PART(deliver);
+    p->runq = PART(runq);
+    p->touch = PART(touch);
+    p->late = PART(late);
+#undef PART
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = (double)all[i].late / 1e3;
+    r->late_p99_us = pc_quantile(tmp, n, 0.99);
+    size_t ni = 0, nb = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i].woke_idle)
+            tmp[ni++] = (double)all[i].deliver / 1e3;
+    p->deliver_idle = pc_quantile(tmp, ni, 0.5);
+    for (size_t i = 0; i < n; i++)
+        if (!all[i].woke_idle)
+            tmp[nb++] = (double)all[i].deliver / 1e3;
+    p->deliver_busy = pc_quantile(tmp, nb, 0.5);
+    p->idle_share = (double)ni / (double)n;
+    for (size_t i = 0; i < n; i++) {
+        const struct pc_fault_sample *f = &all[i];
+        tmp[i] = (double)((uint64_t)f->exit + f->handoff + f->copy + f->complete + f->deliver +
+                          f->touch) / 1e3;
+    }
+    p->overhead = pc_quantile(tmp, n, 0.5);
+    for (size_t i = 0; i < n; i++) {
+        const struct pc_fault_sample *f = &all[i];
+        tmp[i] = (double)((uint64_t)f->exit + f->handoff + f->fetch + f->late + f->copy +
+                          f->complete + f->deliver + f->runq + f->touch) / 1e3;
+    }
+    p->e2e = pc_quantile(tmp, n, 0.5);
+    free(all);
+    free(tmp);
+}
+
 static void collect(const struct pc_opts *o, struct pc_sim *s, double wall_s, struct pc_result *r)
 {
+    collect_parts(o, s, r);
     size_t n = 0;
     uint64_t busy = 0, idle = 0, stall = 0;
     for (uint32_t c = 0; c < o->vcpus; c++) {
@@ -500,6 +649,8 @@ static void collect(const struct pc_opts *o, struct pc_sim *s, double wall_s, st
         size_t k = 0;
         for (uint32_t c = 0; c < o->vcpus; c++) {
             struct pc_vcpu *v = &s->vcpus[c];
+            if (v->nsamples == 0)
+                continue; /* (no arrays yet) */
             memcpy(ready + k, v->ready_us, v->nsamples * sizeof(double));
             memcpy(over + k, v->overhead_us, v->nsamples * sizeof(double));
             k += v->nsamples;
@@ -551,8 +702,25 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
     if (!err) {
         s.wl = pc_workload_create(o, npages);
         s.fetch_ns = calloc(npages, sizeof(*s.fetch_ns));
-        if (!s.wl || !s.fetch_ns)
+        s.pt = calloc(npages, sizeof(*s.pt));
+        if (!s.wl || !s.fetch_ns || !s.pt)
             err = -ENOMEM;
+    }
+    r->host = mode == MODE_APF ? o->run_host : HOST_AUTO;
+    if (!err && mode == MODE_APF && o->run_host == HOST_LOOP) {
+        struct pc_loop_config lc = {
+            .capacity = o->vcpus * (o->max_outstanding ? o->max_outstanding : 64),
+            .buf_size = PC_PAGE_SIZE,
+            .spin = o->layout.spin_host,
+            .prepare_ns = 10000, /* generating the page takes about 3 us */
+            .prepare = loop_prepare,
+            .fire = loop_fire,
+            .thread_init = loop_thread_init,
+            .ctx = &s,
+        };
+        err = pc_loop_create(&lc, &s.loop);
+        if (err)
+            snprintf(r->error, sizeof(r->error), "event loop: %s", strerror(-err));
     }
     if (!err && o->trace && mode == MODE_APF) {
         s.trace_file = fopen(o->trace, "w");
@@ -602,8 +770,8 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
         snprintf(r->error, sizeof(r->error), "cannot create vCPU threads");
         abort();
     }
-    uint64_t cpu0 = 0, steal0 = 0;
-    bool have_steal = read_cpu_times(&cpu0, &steal0);
+    struct pc_cpu_sample cs0, cs1;
+    pc_cpu_sample(&cs0);
     pthread_barrier_wait(&s.start);
     uint64_t t0 = pc_now_ns();
     bool show = o->progress == 1 || (o->progress == -1 && isatty(STDERR_FILENO));
@@ -637,10 +805,11 @@ int pc_run(const struct pc_opts *o, enum pc_mode mode, struct pc_result *r)
     pthread_barrier_destroy(&s.start);
 
     collect(o, &s, wall, r);
-    uint64_t cpu1, steal1;
-    r->steal_share = -1;
-    if (have_steal && read_cpu_times(&cpu1, &steal1) && cpu1 > cpu0)
-        r->steal_share = (double)(steal1 - steal0) / (double)(cpu1 - cpu0);
+    pc_cpu_sample(&cs1);
+    r->steal_share = cs1.all > cs0.all
+                         ? (double)(cs1.steal - cs0.steal) / (double)(cs1.all - cs0.all)
+                         : -1;
+    r->other_load = pc_other_load(o, &cs0, &cs1);
     /* The engine's view must agree with the vCPUs' (one counter, two sides). */
     uint64_t host_async = 0, ack_exits = 0, notifications = 0, readies = 0;
     for (uint32_t c = 0; c < o->vcpus; c++) {

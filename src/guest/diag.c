@@ -24,11 +24,9 @@ void apf__glog(const struct apf_guest *g, int level, const char *what, uint32_t 
     g->cfg.env->log(g->cfg.env_ctx, level, buf);
 }
 
-void apf__gtrace(const struct apf_guest *g, uint32_t kind, uint32_t cpu, uint32_t token,
-                 int32_t arg)
+void apf__gtrace_emit(const struct apf_guest *g, uint32_t kind, uint32_t cpu, uint32_t token,
+                      int32_t arg)
 {
-    if (g->cfg.trace == 0)
-        return;
     struct apf_trace_event ev = {0};
     ev.vcpu = cpu;
     ev.token = token;

@@ -95,7 +95,15 @@ uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu);
 /* diag.c (a leaf: runtime.c and sleep_table.c call it) */
 void apf__glog(const struct apf_guest *g, int level, const char *what, uint32_t cpu,
                uint64_t value);
-void apf__gtrace(const struct apf_guest *g, uint32_t kind, uint32_t cpu, uint32_t token,
-                 int32_t arg);
+void apf__gtrace_emit(const struct apf_guest *g, uint32_t kind, uint32_t cpu, uint32_t token,
+                      int32_t arg);
+/* The trace check inline: without a hook (the common case) a trace point costs a load and
+ * a branch, not a call. */
+static inline void apf__gtrace(const struct apf_guest *g, uint32_t kind, uint32_t cpu,
+                               uint32_t token, int32_t arg)
+{
+    if (g->cfg.trace)
+        apf__gtrace_emit(g, kind, cpu, token, arg);
+}
 
 #endif

@@ -136,8 +136,17 @@ static inline uint64_t apf__gfn(const struct apf__vcpu *v, uint64_t gpa)
     return gpa >> v->chan.host->page_shift;
 }
 void apf__slot_free(struct apf__vcpu *v, struct apf__slot *s);
-void apf__stat_max(_Atomic uint32_t *hwm, uint32_t value);
-void apf__fifo_stats(struct apf__vcpu *v);
+/* Statistics on the hot paths: inline (a call each cost more than the stores). */
+static inline void apf__stat_max(_Atomic uint32_t *hwm, uint32_t value)
+{
+    if (value > apf_load_relaxed(hwm))
+        apf_store_relaxed(hwm, value);
+}
+static inline void apf__fifo_stats(struct apf__vcpu *v)
+{
+    apf_store_relaxed(&v->stats.ready_queue, v->fifo.len);
+    apf__stat_max(&v->stats.ready_queue_hwm, v->fifo.len);
+}
 
 /* Create the engine (host.c); the hosted library adds its defaults and pool (hosted.c). */
 int apf__host_create(const struct apf_host_config *cfg, const struct apf_allocator *alloc,

@@ -52,18 +52,6 @@ void apf__trace_emit(const struct apf__vcpu *v, uint32_t kind, uint32_t token, u
     h->cfg.trace(h->cfg.trace_ctx, &ev);
 }
 
-void apf__stat_max(_Atomic uint32_t *hwm, uint32_t value)
-{
-    if (value > apf_load_relaxed(hwm))
-        apf_store_relaxed(hwm, value);
-}
-
-void apf__fifo_stats(struct apf__vcpu *v)
-{
-    apf_store_relaxed(&v->stats.ready_queue, v->fifo.len);
-    apf__stat_max(&v->stats.ready_queue_hwm, v->fifo.len);
-}
-
 /* A slot goes back to the free FIFO; its tag keeps the old token in state FREE so that a
  * late completion of that token fails its CAS. vCPU context. */
 void apf__slot_free(struct apf__vcpu *v, struct apf__slot *s)

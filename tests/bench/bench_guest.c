@@ -9,10 +9,11 @@
  * time, sharing the sleep table (bucket locks are real spinlocks).
  * Rows: "wait" (normal order) and "early" (ready before its waiter: the placeholder path).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,16 +167,14 @@ struct run {
     struct bcpu cpu;
     uint32_t n;
     int early;
+    int pin; /* run on CPU cpu.id (the 2-CPU rows: each thread on its own CPU) */
     double ns;
     pthread_barrier_t *start;
 };
 
-static void *run_cpu(void *arg)
+/* The loop of one CPU: `n` APFs. Not inlined: `apf-bench guest --ir` counts inside it. */
+__attribute__((noinline)) static void run_guest_apfs(struct run *r)
 {
-    struct run *r = arg;
-    cur = &r->cpu;
-    pthread_barrier_wait(r->start);
-    double t0 = bench_now_ns();
     uint32_t seq = 1;
     for (uint32_t i = 0; i < r->n; i++, seq++) {
         uint32_t token = (seq << 12) | r->cpu.id;
@@ -193,6 +192,21 @@ static void *run_cpu(void *arg)
             exit(1);
         }
     }
+}
+
+static void *run_cpu(void *arg)
+{
+    struct run *r = arg;
+    cur = &r->cpu;
+    if (r->pin) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((int)r->cpu.id, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    pthread_barrier_wait(r->start);
+    double t0 = bench_now_ns();
+    run_guest_apfs(r);
     r->ns = (bench_now_ns() - t0) / r->n;
     return NULL;
 }
@@ -209,6 +223,7 @@ static double run_once(uint32_t ncpu, uint32_t n, int early)
                                                         apf_guest_area(G, c)},
                                .n = n,
                                .early = early,
+                               .pin = ncpu > 1,
                                .start = &start};
         pthread_create(&th[c], NULL, run_cpu, &runs[c]);
     }
@@ -221,10 +236,13 @@ static double run_once(uint32_t ncpu, uint32_t n, int early)
     return sum / ncpu;
 }
 
+#define IR_APFS 100000u
+
 int bench_guest_main(int argc, char **argv)
 {
+    bool ir = argc == 2 && strcmp(argv[1], "--ir") == 0;
     struct bench_opts o;
-    if (bench_parse(argc, argv, &o) != 0)
+    if (!ir && bench_parse(argc, argv, &o) != 0)
         return 2;
     backend_setup();
     struct apf_guest_config cfg = {.n_cpus = 2, .vector = 0xf3, .env = &env, .backend = &backend,
@@ -238,6 +256,14 @@ int bench_guest_main(int argc, char **argv)
         cur = &bc;
         if (apf_guest_cpu_online(G, c) != 0)
             return 1;
+    }
+    if (ir) {
+        /* exactly IR_APFS APFs ("wait" order, 1 CPU) inside run_guest_apfs(), for an
+         * instruction count per APF under callgrind (docs/benchmarks.md) */
+        run_once(1, IR_APFS, 0);
+        printf("apf-bench guest --ir: %u APFs in run_guest_apfs (1 CPU, wait)\n", IR_APFS);
+        free(mem);
+        return 0;
     }
     struct bench_report rep;
     bench_report_init(&rep, "guest", o.json);

@@ -9,12 +9,20 @@
  * over 1..256 vCPUs round robin. Reported: median ns per APF over repeated runs.
  *
  * "pool" mode: the same through the engine's worker threads (resolve is a no-op), so the
- * hand-off to a worker and back (a mutex, a condition variable, a kick) is included.
+ * hand-off to a worker and back (a mutex, a condition variable, a kick) is included; a
+ * batch of 64 faults shares the wake-ups, so this is throughput.
+ *
+ * "handoff" rows: one fault, one completion, no batching (what one fault costs when a vCPU
+ * faults alone): the vCPU thread on CPU 0 faults, then polls its next entry until "page
+ * ready"; one worker, on the other CPU ("-xcpu", parked or spinning 50 us) or the same CPU
+ * ("-same"). Needs 2 CPUs for the cross-CPU rows.
  *
  * Prints a table, or JSON with --json. Numbers, not pass/fail: this is not a test.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +190,88 @@ static double run_pool(struct env *e, struct apf_host *h, uint32_t n_vcpus, uint
     return (t1 - t0) / ((double)rounds * n_vcpus * depth);
 }
 
+/* One fault at a time through the pool: fault, wait for "page ready", ACK. */
+static double run_handoff(struct env *e, struct apf_host *h, uint32_t n)
+{
+    uint64_t page = 0;
+    double t0 = bench_now_ns();
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t gpa = 0x100000000ull + (page++ % 65536) * 4096;
+        if (apf_host_vcpu_fault(h, 0, gpa, GS) != APF_FAULT_ASYNC)
+            die("fault did not go async");
+        memset(e->mem + AREA(0), 0, 4);
+        while (apf_host_vcpu_before_entry(h, 0, GS) != 1)
+            ;
+        guest_ready(e, h, 0);
+    }
+    return (bench_now_ns() - t0) / n;
+}
+
+static void pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* A host whose workers run on `worker_cpu` (threads inherit the creator's affinity). */
+static struct apf_host *make_pinned_pool(struct env *e, struct apf_host_ops *ops, int worker_cpu,
+                                         uint32_t spin_ns)
+{
+    pin_self(worker_cpu);
+    *ops = (struct apf_host_ops){.resolve = b_resolve,
+                                 .inject_not_present = b_np,
+                                 .inject_ready = b_ready,
+                                 .kick = b_kick,
+                                 .read_guest = b_read,
+                                 .write_guest = b_write};
+    struct apf_host_config c = {.n_vcpus = 1, .n_workers = 1, .worker_spin_ns = spin_ns,
+                                .transport = &apf_host_transport_kvm_x86, .ops = ops, .ctx = e};
+    struct apf_host *h;
+    int err = apf_host_create(&c, &h);
+    pin_self(0);
+    if (err)
+        return NULL;
+    apf_host_vcpu_set_vector(h, 0, 0xec);
+    apf_host_vcpu_enable(h, 0, AREA(0), APF_EN_ENABLED | APF_EN_DELIVERY_AS_INT);
+    apf_host_vcpu_before_entry(h, 0, GS);
+    memset(e->mem + AREA(0), 0, 8);
+    apf_host_vcpu_ack(h, 0);
+    return h;
+}
+
+static void handoff_rows(struct bench_report *rep, struct env *e, int repeats)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    static const struct {
+        const char *name;
+        int other_cpu;
+        uint32_t spin_ns;
+    } rows[] = {{"handoff-xcpu", 1, 0}, {"handoff-xcpu-spin", 1, 50000}, {"handoff-same", 0, 0}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (rows[i].other_cpu && ncpu < 2)
+            continue;
+        struct apf_host_ops ops;
+        struct apf_host *h = make_pinned_pool(e, &ops, rows[i].other_cpu, rows[i].spin_ns);
+        if (!h)
+            die("create failed");
+        run_handoff(e, h, 200);
+        double samples[BENCH_MAX_REPEATS];
+        for (int k = 0; k < repeats; k++)
+            samples[k] = run_handoff(e, h, 2000);
+        size_t per_vcpu;
+        apf_host_memory(h, &per_vcpu);
+        bench_report_row(rep, rows[i].name, 1, 1, samples, repeats, (double)per_vcpu);
+        apf_host_destroy(h);
+    }
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (long c = 0; c < ncpu && c < CPU_SETSIZE; c++)
+        CPU_SET((int)c, &all);
+    pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+}
+
 /* --ir: exactly IR_APFS APFs (1 vCPU, depth 1) in one run_engine() call, for an instruction
  * count per APF under callgrind (docs/benchmarks.md has the command). */
 #define IR_APFS 100000u
@@ -259,6 +349,7 @@ int bench_host_main(int argc, char **argv)
         bench_report_row(&rep, "pool", n, d, samples, o.repeats, (double)per_vcpu);
         apf_host_destroy(h);
     }
+    handoff_rows(&rep, &e, o.repeats);
     bench_report_end(&rep);
     free(e.mem);
     free(e.last_token);
