@@ -99,6 +99,9 @@ pub const APF_SMCCC_INVALID_PARAMETER: i32 = -3;
 pub const APF_FEATURE_RING: u32 = 1;
 pub const APF_TRANSPORT_ID_KVM_X86: u32 = 1;
 pub const APF_TRANSPORT_ID_KVM_ARM64: u32 = 2;
+pub const APF_TRANSPORT_ID_S390: u32 = 3;
+pub const APF_TRANSPORT_ID_XEN_HVM: u32 = 4;
+pub const APF_TRANSPORT_ID_MMIO: u32 = 5;
 pub const APF_TRANSPORT_ID_TEST: u32 = 255;
 pub const APF_RING_PAGE_SIZE: u32 = 4096;
 pub const APF_RING_HEADER_SIZE: u32 = 128;
@@ -116,6 +119,80 @@ pub const APF_TRACE_WINDOW_UNTHROTTLED: u32 = 0;
 pub const APF_TRACE_WINDOW_SLOT: u32 = 1;
 pub const APF_TRACE_DEFAULT_MAX_WINDOW: u32 = 512;
 pub const APF_TRACE_ALL_VCPUS: u32 = 4294967295;
+pub const APF_TRACE_KVM_HEADER: u32 = 1;
+pub const APF_TRACE_KVM_VECTOR_UNKNOWN: u32 = 255;
+pub const APF_TRACE_KVM_MAX_OUT: u32 = 8;
+pub const APF_TRACE_KVM_ACK_VISIBLE: u32 = 1;
+pub const APF_XEN_HC_XEN_VERSION: u32 = 17;
+pub const APF_XEN_HC_VCPU_OP: u32 = 24;
+pub const APF_XEN_HC_EVENT_CHANNEL_OP: u32 = 32;
+pub const APF_XEN_HC_HVM_OP: u32 = 34;
+pub const APF_XEN_XENVER_GET_FEATURES: u32 = 6;
+pub const APF_XEN_EVTCHNOP_BIND_VIRQ: u32 = 1;
+pub const APF_XEN_EVTCHNOP_CLOSE: u32 = 3;
+pub const APF_XEN_EVTCHNOP_UNMASK: u32 = 9;
+pub const APF_XEN_HVMOP_SET_EVTCHN_UPCALL_VECTOR: u32 = 23;
+pub const APF_XEN_UPCALL_VECTOR_MIN: u32 = 16;
+pub const APF_XEN_HYPERCALL_STUB_SIZE: u32 = 32;
+pub const APF_XEN_ARM64_HVC_IMM: u32 = 3745;
+pub const APF_XEN_NR_VIRQS: u32 = 24;
+pub const APF_XEN_EPERM: u32 = 1;
+pub const APF_XEN_ENOENT: u32 = 2;
+pub const APF_XEN_EAGAIN: u32 = 11;
+pub const APF_XEN_EFAULT: u32 = 14;
+pub const APF_XEN_EBUSY: u32 = 16;
+pub const APF_XEN_EINVAL: u32 = 22;
+pub const APF_XEN_ENOSYS: u32 = 38;
+pub const APF_XEN_VCPUOP_REGISTER_APF: u32 = 16;
+pub const APF_XEN_FEAT_APF: u32 = 21;
+pub const APF_XEN_VIRQ_APF: u32 = 14;
+pub const APF_XEN_UNREGISTER: i32 = -1;
+pub const APF_XEN_APF_SEND_ALWAYS: u32 = 1;
+pub const APF_XEN_APF_FLAGS_VALID: u32 = 1;
+pub const APF_XEN_VCPU_APF_SIZE: u32 = 32;
+pub const APF_MMIO_MAGIC: u32 = 1296453697;
+pub const APF_MMIO_WINDOW_SIZE: u32 = 64;
+pub const APF_MMIO_REG_MAGIC: u32 = 0;
+pub const APF_MMIO_REG_VERSION: u32 = 4;
+pub const APF_MMIO_REG_FEATURES: u32 = 8;
+pub const APF_MMIO_REG_SLOTS: u32 = 12;
+pub const APF_MMIO_REG_IRQ: u32 = 16;
+pub const APF_MMIO_REG_NP_KIND: u32 = 20;
+pub const APF_MMIO_REG_AREA_LO: u32 = 24;
+pub const APF_MMIO_REG_AREA_HI: u32 = 28;
+pub const APF_MMIO_REG_RING_LO: u32 = 32;
+pub const APF_MMIO_REG_RING_HI: u32 = 36;
+pub const APF_MMIO_REG_CONTROL: u32 = 40;
+pub const APF_MMIO_REG_STATUS: u32 = 44;
+pub const APF_MMIO_CONTROL_VALID: u32 = 3;
+pub const APF_MMIO_STATUS_OK: u32 = 0;
+pub const APF_MMIO_STATUS_INVALID: u32 = 1;
+pub const APF_MMIO_STATUS_NOT_RAM: u32 = 2;
+pub const APF_MMIO_NP_X86_PF: u32 = 1;
+pub const APF_MMIO_NP_ARM64_SEA: u32 = 2;
+pub const APF_MMIO_NP_RISCV_ACCESS_FAULT: u32 = 3;
+pub const APF_MMIO_IRQ_MAX: u32 = 1023;
+pub const APF_S390_DIAG_CODE: u32 = 600;
+pub const APF_S390_SUB_INIT: u32 = 0;
+pub const APF_S390_SUB_CANCEL: u32 = 1;
+pub const APF_S390_REFBK_VERSION: u32 = 2;
+pub const APF_S390_REFBK_DWORDS: u32 = 5;
+pub const APF_S390_REFBK_SIZE: u32 = 40;
+pub const APF_S390_REFBK_ALIGN: u32 = 8;
+pub const APF_S390_TOKEN_ALIGN: u32 = 8;
+pub const APF_S390_REFBK_RESERVED: i64 = -9223372036854775808;
+pub const APF_S390_RC_OK: u32 = 0;
+pub const APF_S390_RC_NOT_ESTABLISHED: u32 = 4;
+pub const APF_S390_RC_ALREADY: u32 = 8;
+pub const APF_S390_TOKEN_INVALID: i32 = -1;
+pub const APF_S390_PSW_MASK_EXT: u64 = 72057594037927936;
+pub const APF_S390_PSW_MASK_PSTATE: u64 = 281474976710656;
+pub const APF_S390_CR0_SERVICE_SIGNAL: u32 = 512;
+pub const APF_S390_EXT_CODE: u32 = 9731;
+pub const APF_S390_EXT_SUB_INIT: u32 = 1536;
+pub const APF_S390_EXT_SUB_DONE: u32 = 1664;
+pub const APF_S390_EXT_SUB_MASK: u32 = 65280;
+pub const APF_S390_EXT_SUB_DONE_BIT: u32 = 128;
 pub const APF_GS_USER: u32 = 1;
 pub const APF_GS_IRQ_ON: u32 = 2;
 pub const APF_GS_PAGING: u32 = 4;
@@ -125,8 +202,15 @@ pub const APF_GS_IRQCHIP_ON: u32 = 32;
 pub const APF_GS_NP_MASKED: u32 = 64;
 pub const APF_HOST_STATE_VERSION: u32 = 1;
 pub const APF_HOST_TRANSPORT_NEEDS_ACK: u32 = 1;
+pub const APF_HOST_TRANSPORT_AREA_ALIGN_8: u32 = 2;
+pub const APF_HOST_TRANSPORT_NO_WAKE_ALL: u32 = 4;
 pub const APF_HOST_KVM_X86_NOT_MINE: u32 = 1;
 pub const APF_HOST_KVM_ARM64_NOT_MINE: u32 = 1;
+pub const APF_HOST_XEN_GPA_RAM: u32 = 0;
+pub const APF_HOST_XEN_GPA_MMIO: u32 = 1;
+pub const APF_HOST_XEN_GPA_PAGED: u32 = 2;
+pub const APF_HOST_XEN_GPA_NONE: u32 = 3;
+pub const APF_HOST_XEN_NOT_MINE: u32 = 1;
 pub const APF_BACKEND_CAP_TOKEN_IN_AREA: u32 = 1;
 pub const APF_BACKEND_CAP_HOST_VECTOR: u32 = 2;
 pub const APF_BACKEND_CAP_SEND_ALWAYS: u32 = 4;
@@ -163,8 +247,10 @@ extern "C" {
     pub fn apf_err_name(err: ::std::os::raw::c_int) -> *const ::std::os::raw::c_char;
 }
 pub type __uint8_t = ::std::os::raw::c_uchar;
+pub type __uint16_t = ::std::os::raw::c_ushort;
 pub type __int32_t = ::std::os::raw::c_int;
 pub type __uint32_t = ::std::os::raw::c_uint;
+pub type __int64_t = ::std::os::raw::c_long;
 pub type __uint64_t = ::std::os::raw::c_ulong;
 extern "C" {
     pub fn apf_version() -> u32;
@@ -249,6 +335,12 @@ extern "C" {
         ev: *mut apf_trace_event,
     ) -> ::std::os::raw::c_int;
 }
+extern "C" {
+    pub fn apf_trace_line_ignored(
+        line: *const ::std::os::raw::c_char,
+        len: size_t,
+    ) -> ::std::os::raw::c_int;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct apf_trace_checker {
@@ -305,6 +397,154 @@ extern "C" {
 }
 extern "C" {
     pub fn apf_trace_checker_events(c: *const apf_trace_checker) -> u64;
+}
+pub const APF_TRACE_FORMAT_UNKNOWN: apf_trace_format = 0;
+pub const APF_TRACE_FORMAT_APF: apf_trace_format = 1;
+pub const APF_TRACE_FORMAT_KVM_TRACEFS: apf_trace_format = 2;
+pub const APF_TRACE_FORMAT_KVM_REPORT: apf_trace_format = 3;
+pub type apf_trace_format = ::std::os::raw::c_uint;
+pub const APF_TRACE_KVM_OTHER: apf_trace_kvm_tp = 0;
+pub const APF_TRACE_KVM_TRY_ASYNC: apf_trace_kvm_tp = 1;
+pub const APF_TRACE_KVM_NOT_PRESENT: apf_trace_kvm_tp = 2;
+pub const APF_TRACE_KVM_READY: apf_trace_kvm_tp = 3;
+pub const APF_TRACE_KVM_COMPLETED: apf_trace_kvm_tp = 4;
+pub const APF_TRACE_KVM_REPEATED_FAULT: apf_trace_kvm_tp = 5;
+pub const APF_TRACE_KVM_INJ_EXCEPTION: apf_trace_kvm_tp = 6;
+pub const APF_TRACE_KVM_ENTRY: apf_trace_kvm_tp = 7;
+pub const APF_TRACE_KVM_USERSPACE_EXIT: apf_trace_kvm_tp = 8;
+pub const APF_TRACE_KVM_MSR: apf_trace_kvm_tp = 9;
+pub type apf_trace_kvm_tp = ::std::os::raw::c_uint;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_trace_kvm_record {
+    pub time_ns: u64,
+    pub token: u64,
+    pub gva: u64,
+    pub gfn: u64,
+    pub address: u64,
+    pub pid: u32,
+    pub cpu: u32,
+    pub tp: u32,
+    pub vcpu_id: u32,
+    pub msr: u32,
+    pub error_code: u32,
+    pub reason: i32,
+    pub vector: u8,
+    pub has_error: u8,
+    pub reinjected: u8,
+    pub write: u8,
+    pub gp: u8,
+    pub format: u8,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_trace_kvm {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_trace_kvm_stats {
+    pub lines: [u64; 10usize],
+    pub events: u64,
+    pub np_delivered: u64,
+    pub np_halted: u64,
+    pub halt_wakes: u64,
+    pub sync_fallbacks: u64,
+    pub repeated: u64,
+    pub implied_enables: u64,
+    pub implied_wake_alls: u64,
+    pub covered_readies: u64,
+    pub acks_unmatched: u64,
+    pub pf_other: u64,
+    pub readies_dropped: u64,
+}
+extern "C" {
+    pub fn apf_trace_detect_format(line: *const ::std::os::raw::c_char, len: size_t) -> u32;
+}
+extern "C" {
+    pub fn apf_trace_kvm_parse(
+        line: *const ::std::os::raw::c_char,
+        len: size_t,
+        rec: *mut apf_trace_kvm_record,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_trace_kvm_size(max_vcpus: u32, max_outstanding: u32) -> size_t;
+}
+extern "C" {
+    pub fn apf_trace_kvm_init(
+        mem: *mut ::std::os::raw::c_void,
+        size: size_t,
+        max_vcpus: u32,
+        max_outstanding: u32,
+        flags: u32,
+    ) -> *mut apf_trace_kvm;
+}
+extern "C" {
+    pub fn apf_trace_kvm_bind(k: *mut apf_trace_kvm, pid: u32, vcpu: u32) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_trace_kvm_feed(
+        k: *mut apf_trace_kvm,
+        rec: *const apf_trace_kvm_record,
+        out: *mut apf_trace_event,
+        n_out: *mut u32,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_trace_kvm_finish(
+        k: *mut apf_trace_kvm,
+        out: *mut apf_trace_event,
+        n_out: *mut u32,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_trace_kvm_error(k: *const apf_trace_kvm) -> *const ::std::os::raw::c_char;
+}
+extern "C" {
+    pub fn apf_trace_kvm_stats(k: *const apf_trace_kvm, st: *mut apf_trace_kvm_stats);
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_xen_vcpu_apf {
+    pub area_gpa: u64,
+    pub ring_gpa: u64,
+    pub version: u32,
+    pub flags: u32,
+    pub ring_entries: u32,
+    pub slots: u32,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_xen_evtchn_bind_virq {
+    pub virq: u32,
+    pub vcpu: u32,
+    pub port: u32,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_xen_feature_info {
+    pub submap_idx: u32,
+    pub submap: u32,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_xen_upcall_vector {
+    pub vcpu: u32,
+    pub vector: u8,
+    pub pad: [u8; 3usize],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_s390_refbk {
+    pub code: u16,
+    pub subcode: u16,
+    pub dwords: u16,
+    pub version: u16,
+    pub token_addr: u64,
+    pub select: u64,
+    pub compare: u64,
+    pub reserved: u64,
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -672,6 +912,10 @@ extern "C" {
     pub fn apf_host_free(h: *mut apf_host, p: *mut ::std::os::raw::c_void, size: size_t);
 }
 extern "C" {
+    pub fn apf_host_allocator(h: *const apf_host, out: *mut apf_allocator)
+        -> ::std::os::raw::c_int;
+}
+extern "C" {
     pub fn apf_host_vcpu_enable_check(
         h: *mut apf_host,
         vcpu: u32,
@@ -847,6 +1091,235 @@ extern "C" {
         vcpu: u32,
         st: *const apf_host_kvm_arm64_state,
     ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub static apf_host_transport_xen: apf_host_transport_ops;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_xen {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_xen_config {
+    pub gpa_type: ::std::option::Option<
+        unsafe extern "C" fn(ctx: *mut ::std::os::raw::c_void, gpa: u64) -> ::std::os::raw::c_int,
+    >,
+    pub gpa_ctx: *mut ::std::os::raw::c_void,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_xen_state {
+    pub version: u32,
+    pub registered: u32,
+    pub area_gpa: u64,
+    pub ring_gpa: u64,
+    pub ring_entries: u32,
+    pub flags: u32,
+    pub prod: u32,
+    pub cons: u32,
+    pub seq: u32,
+    pub reserved: u32,
+}
+extern "C" {
+    pub fn apf_host_xen_create(
+        h: *mut apf_host,
+        cfg: *const apf_host_xen_config,
+        out: *mut *mut apf_host_xen,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_xen_destroy(fe: *mut apf_host_xen);
+}
+extern "C" {
+    pub fn apf_host_xen_hypercall(
+        fe: *mut apf_host_xen,
+        vcpu: u32,
+        nr: u64,
+        args: *const u64,
+        ret: *mut i64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_xen_features(submap_idx: u32) -> u32;
+}
+extern "C" {
+    pub fn apf_host_xen_vcpu_reset(fe: *mut apf_host_xen, vcpu: u32) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_xen_get_state(
+        fe: *mut apf_host_xen,
+        vcpu: u32,
+        st: *mut apf_host_xen_state,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_xen_set_state(
+        fe: *mut apf_host_xen,
+        vcpu: u32,
+        st: *const apf_host_xen_state,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub static apf_host_transport_mmio: apf_host_transport_ops;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_mmio {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_mmio_config {
+    pub irq: u32,
+    pub np_kind: u32,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_mmio_state {
+    pub version: u32,
+    pub control: u32,
+    pub area: u64,
+    pub ring: u64,
+    pub staged_area: u64,
+    pub staged_ring: u64,
+    pub prod: u32,
+    pub cons: u32,
+    pub seq: u32,
+    pub status: u32,
+}
+extern "C" {
+    pub fn apf_host_mmio_create(
+        h: *mut apf_host,
+        cfg: *const apf_host_mmio_config,
+        out: *mut *mut apf_host_mmio,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_mmio_destroy(fe: *mut apf_host_mmio);
+}
+extern "C" {
+    pub fn apf_host_mmio_access(
+        fe: *mut apf_host_mmio,
+        vcpu: u32,
+        offset: u64,
+        len: u32,
+        is_write: ::std::os::raw::c_int,
+        data: *mut u32,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_mmio_vcpu_reset(fe: *mut apf_host_mmio, vcpu: u32) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_mmio_get_state(
+        fe: *mut apf_host_mmio,
+        vcpu: u32,
+        st: *mut apf_host_mmio_state,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_mmio_set_state(
+        fe: *mut apf_host_mmio,
+        vcpu: u32,
+        st: *const apf_host_mmio_state,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub static apf_host_transport_s390: apf_host_transport_ops;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_s390 {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_s390_config {
+    pub real_to_abs: ::std::option::Option<
+        unsafe extern "C" fn(ctx: *mut ::std::os::raw::c_void, vcpu: u32, real: u64) -> u64,
+    >,
+    pub ctx: *mut ::std::os::raw::c_void,
+    pub reserved: [u64; 4usize],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_s390_cpu {
+    pub psw_mask: u64,
+    pub cr0: u64,
+    pub pending: u32,
+    pub reserved: u32,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_host_s390_state {
+    pub token_addr: u64,
+    pub select: u64,
+    pub compare: u64,
+}
+extern "C" {
+    pub fn apf_host_s390_create(
+        h: *mut apf_host,
+        cfg: *const apf_host_s390_config,
+        out: *mut *mut apf_host_s390,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_destroy(fe: *mut apf_host_s390);
+}
+extern "C" {
+    pub fn apf_host_s390_diag258(
+        fe: *mut apf_host_s390,
+        vcpu: u32,
+        block: u64,
+        ry: *mut u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_fault(
+        fe: *mut apf_host_s390,
+        vcpu: u32,
+        gpa: u64,
+        cpu: *const apf_host_s390_cpu,
+        param: *mut u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_before_entry(
+        fe: *mut apf_host_s390,
+        vcpu: u32,
+        cpu: *const apf_host_s390_cpu,
+        param: *mut u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_take_ready(
+        fe: *mut apf_host_s390,
+        vcpu: u32,
+        cpu: *const apf_host_s390_cpu,
+        param: *mut u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_floating(fe: *const apf_host_s390) -> u32;
+}
+extern "C" {
+    pub fn apf_host_s390_get_state(
+        fe: *mut apf_host_s390,
+        vcpu: u32,
+        st: *mut apf_host_s390_state,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_set_state(
+        fe: *mut apf_host_s390,
+        vcpu: u32,
+        st: *const apf_host_s390_state,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_host_s390_vcpu_reset(fe: *mut apf_host_s390, vcpu: u32) -> ::std::os::raw::c_int;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -1237,6 +1710,114 @@ extern "C" {
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
+pub struct apf_xen_arch_ops {
+    pub hypercall: ::std::option::Option<
+        unsafe extern "C" fn(
+            ctx: *mut ::std::os::raw::c_void,
+            cpu: u32,
+            nr: u32,
+            args: *const u64,
+        ) -> i64,
+    >,
+}
+extern "C" {
+    pub static apf_xen_arch_native: apf_xen_arch_ops;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_guest_xen {
+    pub arch: *const apf_xen_arch_ops,
+    pub arch_ctx: *mut ::std::os::raw::c_void,
+    pub ring_entries: u32,
+    pub slots: u32,
+    pub unreg: apf_xen_vcpu_apf,
+}
+extern "C" {
+    pub static apf_guest_backend_xen: apf_guest_backend_ops;
+}
+extern "C" {
+    pub fn apf_guest_xen_init(
+        b: *mut apf_guest_xen,
+        arch: *const apf_xen_arch_ops,
+        arch_ctx: *mut ::std::os::raw::c_void,
+    );
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_mmio_io_ops {
+    pub read32: ::std::option::Option<
+        unsafe extern "C" fn(ctx: *mut ::std::os::raw::c_void, cpu: u32, offset: u32) -> u32,
+    >,
+    pub write32: ::std::option::Option<
+        unsafe extern "C" fn(ctx: *mut ::std::os::raw::c_void, cpu: u32, offset: u32, value: u32),
+    >,
+}
+extern "C" {
+    pub static apf_mmio_io_native: apf_mmio_io_ops;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_guest_mmio {
+    pub io: *const apf_mmio_io_ops,
+    pub io_ctx: *mut ::std::os::raw::c_void,
+    pub ring_entries: u32,
+    pub np_kind: u32,
+    pub irq: u32,
+}
+extern "C" {
+    pub static apf_guest_backend_mmio: apf_guest_backend_ops;
+}
+extern "C" {
+    pub fn apf_guest_mmio_init(
+        b: *mut apf_guest_mmio,
+        io: *const apf_mmio_io_ops,
+        io_ctx: *mut ::std::os::raw::c_void,
+    );
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_s390_arch_ops {
+    pub diag258: ::std::option::Option<
+        unsafe extern "C" fn(
+            ctx: *mut ::std::os::raw::c_void,
+            cpu: u32,
+            block: u64,
+        ) -> ::std::os::raw::c_int,
+    >,
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apf_guest_s390 {
+    pub arch: *const apf_s390_arch_ops,
+    pub arch_ctx: *mut ::std::os::raw::c_void,
+    pub token_addr: u64,
+    pub select: u64,
+    pub compare: u64,
+    pub cancel: [u64; 5usize],
+    pub cancel_pa: u64,
+}
+extern "C" {
+    pub static apf_guest_backend_s390: apf_guest_backend_ops;
+}
+extern "C" {
+    pub fn apf_guest_s390_init(
+        b: *mut apf_guest_s390,
+        arch: *const apf_s390_arch_ops,
+        arch_ctx: *mut ::std::os::raw::c_void,
+        token_addr: u64,
+    );
+}
+extern "C" {
+    pub fn apf_guest_s390_external(
+        g: *mut apf_guest,
+        cpu: u32,
+        code: u32,
+        subcode: u32,
+        param: u64,
+    ) -> ::std::os::raw::c_int;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
 pub struct apf_loopback {
     _unused: [u8; 0],
 }
@@ -1246,6 +1827,7 @@ pub struct apf_loopback_config {
     pub host: apf_host_config,
     pub ppi: u32,
     pub ring_entries: u32,
+    pub mmio_np_kind: u32,
     pub resolve: ::std::option::Option<
         unsafe extern "C" fn(
             ctx: *mut ::std::os::raw::c_void,

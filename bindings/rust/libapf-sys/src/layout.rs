@@ -99,6 +99,7 @@ assert_field!(apf_guest_stats.placeholders_in_use: u32, 104);
 assert_field!(apf_guest_stats.ring_entries: u64, 120);
 assert_size!(apf_guest_waiter, 40, 8);
 assert_size!(apf_guest_lock, 4, 4);
-assert_size!(apf_loopback_config, 216, 8);
+assert_size!(apf_loopback_config, 224, 8);
 assert_field!(apf_loopback_config.ppi: u32, 152);
 assert_field!(apf_loopback_config.ring_entries: u32, 156);
+assert_field!(apf_loopback_config.mmio_np_kind: u32, 160);

@@ -266,6 +266,7 @@ impl Loopback {
             host: hc.to_raw(),
             ppi: 0,
             ring_entries: cfg.ring_entries,
+            mmio_np_kind: 0,
             resolve: Some(lb_resolve),
             submit: Some(lb_submit),
             ctx: &*pager as *const PagerBox as *mut c_void,
