@@ -50,11 +50,13 @@ START_TEST(test_workers_resolve_and_ready_follows)
     const struct fake_log_entry *r = fake_nth(&F, FAKE_RESOLVE, 1, 0);
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(r->gpa, 0x9000);
-    /* resolve came after the injection, and a kick told the vCPU */
+    /* resolve came after the injection */
     ck_assert_int_lt(fake_index(&F, FAKE_NP, 1, 0), fake_index(&F, FAKE_RESOLVE, 1, 0));
-    ck_assert_uint_ge(fake_count(&F, FAKE_KICK, 1), 1);
     ck_assert_uint_eq(fake_count(&F, FAKE_SUBMIT, 1), 0); /* pool mode never calls submit */
     apf_host_destroy(h);
+    /* and a kick told the vCPU: the worker kicks right after its push, which the polling
+     * vCPU may beat; destroy has joined the workers, so the kick is logged by now */
+    ck_assert_uint_ge(fake_count(&F, FAKE_KICK, 1), 1);
 }
 END_TEST
 
