@@ -191,6 +191,28 @@ static inline int apf_host_chan_write(const struct apf_host_chan *c, uint64_t gp
 }
 
 /**
+ * @brief Rule: "not present" through the area (reason and token, as arm64, xen-hvm and
+ * apf-mmio carry it): written only when the guest has consumed the previous one (reason 0),
+ * so an unread event is never overwritten. A transport whose area also carries "page
+ * ready" (arm64 slot mode) checks more: see src/host/kvm_arm64.c.
+ * @param c Channel (the area is apf_host_chan::area_gpa).
+ * @param token The token.
+ * @return 0; APF_EBUSY (previous event unconsumed: nothing written); APF_EFAULT.
+ */
+static inline int apf_host_area_post_np(const struct apf_host_chan *c, uint32_t token)
+{
+    uint32_t area[2];
+    int err = apf_host_chan_read(c, c->area_gpa, area, sizeof(area));
+    if (err)
+        return err;
+    if (area[0] != APF_REASON_NONE)
+        return APF_EBUSY;
+    area[0] = APF_REASON_NOT_PRESENT;
+    area[1] = token;
+    return apf_host_chan_write(c, c->area_gpa, area, sizeof(area));
+}
+
+/**
  * @brief The guest released @p n in-flight "page ready"s without an ACK call (a ring's
  * consumer index moved): counted in apf_host_vcpu_stats::acks and traced as host.ack with
  * arg = @p n. Context: vCPU context (from apf_host_transport_ops::ready_room).

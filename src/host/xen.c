@@ -93,15 +93,7 @@ static int xen_np_deliverable(void *tctx, const struct apf_host_chan *c, uint32_
 static int xen_np_post(void *tctx, struct apf_host_chan *c, uint32_t token)
 {
     (void)tctx;
-    uint32_t area[2];
-    int err = apf_host_chan_read(c, c->area_gpa, area, sizeof(area));
-    if (err)
-        return err;
-    if (area[0] != APF_REASON_NONE)
-        return APF_EBUSY;
-    area[0] = APF_REASON_NOT_PRESENT;
-    area[1] = token;
-    return apf_host_chan_write(c, c->area_gpa, area, sizeof(area));
+    return apf_host_area_post_np(c, token);
 }
 
 static uint32_t xen_ready_room(void *tctx, struct apf_host_chan *c, uint32_t gs)
