@@ -4,7 +4,8 @@
 # the checked-in corpora through the same binaries. Exit 1 on any finding (crash, invariant
 # violation, sanitizer report, leak, timeout); the input is kept in the work directory.
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET [BUILD_DIR [WORK_DIR]]]
-# CI: 25 s per target. Long run (docs/hardening.md): SECONDS=1800, JOBS=2.
+# CI: 10 s per target. Long run (docs/hardening.md): JOBS=2 RUNS=5000000, SECONDS as a cap.
+# RUNS=N stops each libFuzzer job after N executions (JOBS x RUNS per target in all).
 # MERGE=1 minimises what the run found into tests/fuzz/corpus/<target>/ (to check in).
 # TARGETS="kvm_x86 trace" restricts the run.
 set -eu
@@ -14,6 +15,7 @@ build=${2:-$top/build-fuzz}
 work=${3:-${TMPDIR:-/tmp}/apf-fuzz-work}
 targets=${TARGETS:-"kvm_x86 kvm_arm64 guest restore trace"}
 jobs=${JOBS:-1}
+runs=${RUNS:--1}
 
 cmake -S "$top" -B "$build" -DCMAKE_C_COMPILER=clang -DAPF_FUZZ=ON -DAPF_SANITIZE=address \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=OFF -DAPF_BUILD_DOCS=OFF \
@@ -32,16 +34,17 @@ printf '%-10s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
 for t in $targets; do
   bin=$build/tests/fuzz/fuzz_$t
   mkdir -p "$work/$t" "$work/$t.artifacts"
+  rm -f "$work/$t.artifacts"/fuzz-*.log
   cp "$top/tests/fuzz/corpus/$t/"* "$work/$t/" 2>/dev/null || true
   log=$work/$t.log
   rc=0
   if [ "$jobs" -gt 1 ]; then
     (cd "$work/$t.artifacts" && "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -jobs="$jobs" -workers="$jobs" "$work/$t" >"$log" 2>&1) || rc=$?
-    cat "$work/$t.artifacts"/fuzz-*.log >>"$log" 2>/dev/null || true
+      -print_final_stats=1 -runs="$runs" -jobs="$jobs" -workers="$jobs" "$work/$t" >"$log" 2>&1) || rc=$?
+    # libFuzzer copies each job's fuzz-<j>.log into its own output when the job ends.
   else
     (cd "$work/$t.artifacts" && "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 "$work/$t" >"$log" 2>&1) || rc=$?
+      -print_final_stats=1 -runs="$runs" "$work/$t" >"$log" 2>&1) || rc=$?
   fi
   execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s += $2} END {print s + 0}')
   last=$(grep -h -E '^#[0-9]+.*cov: ' "$log" | tail -1)
