@@ -269,6 +269,39 @@ APF_API int apf_guest_cpu_offline(struct apf_guest *g, uint32_t cpu);
  */
 APF_API int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hint);
 
+/** @name Where a fault was taken (apf_guest_on_exception_from())
+ *  @{ */
+/** Taken in kernel mode (x86: the saved CS has RPL 0). Without SEND_ALWAYS in force the
+ *  host never sends "not present" to kernel mode, so such a fault is genuine. */
+#define APF_GUEST_FROM_KERNEL (1u << 0)
+/** Taken inside an NMI (or another handler that can run between the host's injection and
+ *  the faulting task's handler, e.g. x86 \#MC or \#DB): never the owner of a reason. */
+#define APF_GUEST_FROM_NMI (1u << 1)
+/** @} */
+
+/**
+ * @brief apf_guest_on_exception() for a handler that knows where the fault was taken: the
+ * reason is consumed only on the path that owns it.
+ *
+ * On x86 the host writes the reason into the area, then injects \#PF into the task it
+ * interrupted (user mode, or kernel mode with SEND_ALWAYS). An NMI can arrive before that
+ * \#PF handler reads the reason, and a \#PF inside the NMI (a perf callchain touching user
+ * memory, say) would find the reason set: consuming it there sends the NMI to sleep on the
+ * token and leaves the real handler a "genuine" fault at CR2 = token. So: with
+ * #APF_GUEST_FROM_NMI, or with #APF_GUEST_FROM_KERNEL while SEND_ALWAYS is not in force,
+ * the channel is not read and 0 (genuine) is returned; the owner takes the reason later.
+ * Otherwise exactly apf_guest_on_exception().
+ * Context: as apf_guest_on_exception(), or NMI context with #APF_GUEST_FROM_NMI.
+ * @param g Runtime.
+ * @param cpu This CPU.
+ * @param token_hint As for apf_guest_on_exception().
+ * @param from #APF_GUEST_FROM_KERNEL, #APF_GUEST_FROM_NMI, or 0 (user mode).
+ * @return As apf_guest_on_exception(); APF_EINVAL also for an unknown bit in @p from
+ *         (nothing read or changed).
+ */
+APF_API int apf_guest_on_exception_from(struct apf_guest *g, uint32_t cpu, uint32_t token_hint,
+                                        uint32_t from);
+
 /**
  * @brief The "page ready" interrupt: for each entry the backend finds, read the token, wake
  * its sleeper (or all of this CPU's sleepers for the wake-all token), release the entry

@@ -49,6 +49,12 @@ static void zero(void *p, size_t n)
         *c++ = 0;
 }
 
+/* SEND_ALWAYS is asked for and the backend offers it: "not present" may come in kernel mode. */
+static bool send_always(const struct apf_guest *g)
+{
+    return (g->cfg.flags & APF_GUEST_SEND_ALWAYS) && (g->caps & APF_BACKEND_CAP_SEND_ALWAYS);
+}
+
 /* ---- init ----------------------------------------------------------------------------------- */
 
 struct layout {
@@ -216,7 +222,7 @@ int apf_guest_cpu_online(struct apf_guest *g, uint32_t cpu)
                 return APF_EFAULT;
     }
     uint32_t flags = 0;
-    if ((g->cfg.flags & APF_GUEST_SEND_ALWAYS) && (g->caps & APF_BACKEND_CAP_SEND_ALWAYS))
+    if (send_always(g))
         flags |= APF_EN_SEND_ALWAYS;
     /* enabled first: a wake-all may arrive as soon as the host has the area */
     apf_store_relaxed(&c->enabled, 1);
@@ -260,6 +266,25 @@ static inline void entry_done(struct apf__gcpu *c, uint64_t e0)
 }
 
 /* ---- "not present" ----------------------------------------------------------------------------- */
+
+/*
+ * Rule (the reason is consumed only on the path that owns it; KVM's guest fix of this
+ * kind): an NMI, or a kernel-mode fault while the host may not send "not present" to
+ * kernel mode, is never the "not present" the host injected; reading (and clearing) the
+ * reason there would steal it from the handler that is about to run.
+ */
+int apf_guest_on_exception_from(struct apf_guest *g, uint32_t cpu, uint32_t token_hint,
+                                uint32_t from)
+{
+    if (g == 0 || cpu >= g->cfg.n_cpus ||
+        (from & ~(uint32_t)(APF_GUEST_FROM_KERNEL | APF_GUEST_FROM_NMI)))
+        return APF_EINVAL;
+    if (from & APF_GUEST_FROM_NMI)
+        return 0;
+    if ((from & APF_GUEST_FROM_KERNEL) && !send_always(g))
+        return 0;
+    return apf_guest_on_exception(g, cpu, token_hint);
+}
 
 int apf_guest_on_exception(struct apf_guest *g, uint32_t cpu, uint32_t token_hint)
 {

@@ -194,6 +194,61 @@ static void deliver_ready(struct tenv *e, struct apf_guest_waiter *w)
     ck_assert_int_eq(take_ready(0, ready_token), 1);
 }
 
+/* KVM's guest fix: the reason belongs to the #PF the host injected. An NMI (or a kernel #PF
+ * without SEND_ALWAYS) that faults before that handler reads the reason must neither read nor
+ * clear it; the owner then takes it. */
+START_TEST(test_reason_is_consumed_only_by_the_path_that_owns_it)
+{
+    struct apf_guest_config c = tenv_config(&E, 1, 0);
+    tenv_start(&E, &c);
+    tenv_host_np(&E, 0);
+    int events = E.nlog;
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 0, 0x7fff1000, APF_GUEST_FROM_NMI), 0);
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 0, 0x7fff1000, APF_GUEST_FROM_KERNEL), 0);
+    ck_assert_int_eq(
+        apf_guest_on_exception_from(E.g, 0, 0x7fff1000, APF_GUEST_FROM_KERNEL | APF_GUEST_FROM_NMI),
+        0);
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 0, 0x4000, 4), APF_EINVAL);
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 1, 0x4000, 0), APF_EINVAL);
+    ck_assert_int_eq(apf_guest_on_exception_from(NULL, 0, 0x4000, 0), APF_EINVAL);
+    /* nothing read, cleared, counted or logged */
+    ck_assert_uint_eq(tenv_area_flags(&E, 0), APF_REASON_NOT_PRESENT);
+    ck_assert_int_eq(E.nlog, events);
+    ck_assert_int_eq(E.sleeps, 0);
+    ck_assert_uint_eq(gstats(0).not_present, 0);
+    ck_assert_uint_eq(gstats(0).bad_host_values, 0);
+    /* the owner (the user-mode #PF) takes it: sleeps on its token */
+    E.while_asleep = deliver_ready;
+    ready_token = 0x4000;
+    E.cur_cpu = 0;
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 0, 0x4000, 0), 1);
+    ck_assert_int_eq(E.sleeps, 1);
+    ck_assert_uint_eq(tenv_area_flags(&E, 0), 0);
+    ck_assert_uint_eq(gstats(0).not_present, 1);
+    ck_assert_uint_eq(gstats(0).woken, 1);
+}
+END_TEST
+
+/* With SEND_ALWAYS in force a kernel-mode fault may be the injected one; an NMI never is. */
+START_TEST(test_kernel_mode_owns_the_reason_with_send_always)
+{
+    struct apf_guest_config c = tenv_config(&E, 1, 0);
+    c.flags = APF_GUEST_SEND_ALWAYS;
+    E.caps = APF_BACKEND_CAP_SEND_ALWAYS;
+    tenv_start(&E, &c);
+    tenv_host_np(&E, 0);
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 0, 0x5000, APF_GUEST_FROM_NMI), 0);
+    ck_assert_uint_eq(tenv_area_flags(&E, 0), APF_REASON_NOT_PRESENT);
+    E.while_asleep = deliver_ready;
+    ready_token = 0x5000;
+    E.cur_cpu = 0;
+    ck_assert_int_eq(apf_guest_on_exception_from(E.g, 0, 0x5000, APF_GUEST_FROM_KERNEL), 1);
+    ck_assert_int_eq(E.sleeps, 1);
+    ck_assert_uint_eq(tenv_area_flags(&E, 0), 0);
+    ck_assert_uint_eq(gstats(0).not_present, 1);
+}
+END_TEST
+
 START_TEST(test_not_present_sleeps_until_ready_and_order_is_wake_clear_ack)
 {
     struct apf_guest_config c = tenv_config(&E, 1, 0);
@@ -889,6 +944,8 @@ static Suite *runtime_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_flags_zero_means_genuine_fault);
     tcase_add_test(tc, test_not_present_sleeps_until_ready_and_order_is_wake_clear_ack);
+    tcase_add_test(tc, test_reason_is_consumed_only_by_the_path_that_owns_it);
+    tcase_add_test(tc, test_kernel_mode_owns_the_reason_with_send_always);
     tcase_add_test(tc, test_wake_before_wait_uses_placeholder_and_does_not_sleep);
     tcase_add_test(tc, test_duplicate_ready_keeps_one_placeholder);
     tcase_add_test(tc, test_unknown_token_placeholders_freed_by_wake_all_of_that_cpu);

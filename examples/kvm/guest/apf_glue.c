@@ -234,7 +234,9 @@ int apf_glue_page_fault(uint64_t cr2, uint64_t rip)
     last_sleep.slept = 0;
     /* The token is 32 bits; a genuine fault's address is never taken for one, because the
      * runtime decides from the area's flags, not from CR2. */
-    int rc = apf_guest_on_exception(rt, 0, (uint32_t)cr2);
+    /* This kernel runs everything at CPL 0 and has no NMI source: every #PF is a kernel-mode
+     * one, which owns the reason because SEND_ALWAYS is in force. */
+    int rc = apf_guest_on_exception_from(rt, 0, (uint32_t)cr2, APF_GUEST_FROM_KERNEL);
     if (rc != 1)
         return 0;
     REPORT(GABI_EV_APF_PF, cr2, rip, last_sleep.slept ? last_sleep.before : 0,
