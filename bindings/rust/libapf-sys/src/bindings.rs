@@ -216,6 +216,8 @@ pub const APF_BACKEND_CAP_HOST_VECTOR: u32 = 2;
 pub const APF_BACKEND_CAP_SEND_ALWAYS: u32 = 4;
 pub const APF_GUEST_NO_APF: u32 = 1;
 pub const APF_GUEST_SEND_ALWAYS: u32 = 2;
+pub const APF_GUEST_FROM_KERNEL: u32 = 1;
+pub const APF_GUEST_FROM_NMI: u32 = 2;
 pub const APF_EPERM: apf_errno = -1;
 pub const APF_ENOENT: apf_errno = -2;
 pub const APF_EINTR: apf_errno = -4;
@@ -1675,6 +1677,14 @@ extern "C" {
         g: *mut apf_guest,
         cpu: u32,
         token_hint: u32,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    pub fn apf_guest_on_exception_from(
+        g: *mut apf_guest,
+        cpu: u32,
+        token_hint: u32,
+        from: u32,
     ) -> ::std::os::raw::c_int;
 }
 extern "C" {
