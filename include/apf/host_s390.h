@@ -35,6 +35,11 @@
  *  - **No ACK, no window** (apf_host_chan::window 0, needs_ack 0), no broadcast wake-all.
  *    Dedup and the outstanding limit hold as for every transport; the floating FIFO holds
  *    n_vcpus * max_outstanding entries, and a full FIFO keeps completions in the engine.
+ *  - **Only the frontend establishes.** The masks are not part of the engine's state, so
+ *    apf_host_vcpu_enable() and an apf_host_vcpu_restore() of an enabled state answer
+ *    APF_EINVAL for this transport (changing nothing): migrate with
+ *    apf_host_s390_get_state() / apf_host_s390_set_state(). The engine's disable, reset and
+ *    restore of a disabled state cancel, as CANCEL does.
  *
  * Calling contexts: as apf/host.h (vCPU context for everything that names a vCPU); the
  * floating FIFO is shared between vCPU threads under a spinlock of its own (a leaf).

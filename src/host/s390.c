@@ -42,6 +42,7 @@ struct s390_chan {
     struct s390_owed *owed; /* owed_cap entries, in the frontend's allocation */
     uint32_t posted;        /* entries posted in the current batch */
     uint32_t bad;           /* internal: owed lookups that failed (never expected) */
+    uint32_t arming;        /* INIT or set_state is enabling (see s390_enable_check) */
 };
 
 struct apf_host_s390 {
@@ -116,8 +117,10 @@ static int s390_enable_check(void *tctx, const struct apf_host_chan *c, uint64_t
     (void)tctx;
     (void)flags;
     const struct s390_chan *s = s390_of(c);
-    if (s->fe == NULL)
-        return APF_EINVAL; /* the frontend supplies the masks */
+    /* Only the frontend establishes (INIT, set_state): the engine's own enable and restore
+     * cannot carry the masks, and would leave APF on with the gate open and no token. */
+    if (s->fe == NULL || !s->arming)
+        return APF_EINVAL;
     uint8_t probe[8];
     return apf_host_chan_read(c, real_to_abs(s->fe, c->vcpu, area_gpa), probe, sizeof(probe));
 }
@@ -329,8 +332,11 @@ static int init_check(struct apf_host_s390 *fe, uint32_t vcpu, uint64_t token_ad
 {
     if ((compare & select) != compare || (token_addr & (APF_S390_TOKEN_ALIGN - 1)))
         return APF_HOST_S390_SPECIFICATION;
+    struct s390_chan *s = chan_of(fe, vcpu);
+    s->arming = 1;
     int err = apf_host_vcpu_enable_check(fe->host, vcpu, token_addr, APF_EN_SEND_ALWAYS,
                                          APF_S390_EXT_CODE);
+    s->arming = 0;
     return err == APF_EFAULT ? APF_HOST_S390_ADDRESSING : err;
 }
 
@@ -345,7 +351,9 @@ static void init_apply(struct apf_host_s390 *fe, uint32_t vcpu, uint64_t token_a
     s->token_addr = token_addr;
     s->select = select;
     s->compare = compare;
+    s->arming = 1;
     apf_host_vcpu_enable(fe->host, vcpu, token_addr, APF_EN_SEND_ALWAYS);
+    s->arming = 0;
 }
 
 int apf_host_s390_diag258(struct apf_host_s390 *fe, uint32_t vcpu, uint64_t block, uint64_t *ry)

@@ -354,6 +354,9 @@ int apf_trace_kvm_parse(const char *line, size_t len, struct apf_trace_kvm_recor
         return APF_EINVAL;
     for (; digits < 9; digits++)
         frac *= 10;
+    /* sec <= 18446744073 keeps sec * 10^9 in range; the fraction may still not fit */
+    if (frac > UINT64_MAX - sec * 1000000000ull)
+        return APF_EINVAL;
     r.time_ns = sec * 1000000000ull + frac;
     skip_spaces(&c);
     const char *name = c.p;

@@ -87,6 +87,8 @@ static void o_trace(void *ctx, const struct apf_trace_event *ev)
     }
     int r = apf_trace_checker_feed(e->chk, ev);
     FZ_ASSERT(r == 0, "trace checker: %s", apf_trace_checker_error(e->chk));
+    if (e->on_event)
+        e->on_event(e->on_event_ctx, ev);
 }
 
 void fz_host_init(struct fz_host *e, const struct apf_host_transport_ops *tp, struct fz *f)
@@ -132,10 +134,15 @@ static void complete_at(struct fz_host *e, uint32_t i, int status)
     FZ_ASSERT(apf_host_complete(e->h, vcpu, token, status) == 0, "complete of a submitted token");
 }
 
-void fz_host_fini(struct fz_host *e, long frontend_blocks)
+void fz_host_complete_all(struct fz_host *e)
 {
     while (e->n_pend)
         complete_at(e, 0, 0);
+}
+
+void fz_host_fini(struct fz_host *e, long frontend_blocks)
+{
+    fz_host_complete_all(e);
     for (uint32_t v = 0; v < FZ_VCPUS; v++) {
         /* Take what the completions queued: nothing may stay outstanding. */
         for (int k = 0; k < 4 * 64 + 8; k++) {

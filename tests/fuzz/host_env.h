@@ -33,6 +33,10 @@ struct fz_host {
     uint64_t nps, readies;
     struct apf_trace_checker *chk;
     void *chk_mem;
+    /* Optional: every host event, after the checker took it (a harness's own model). Set
+     * after fz_host_init(); must not call back into libapf. */
+    void (*on_event)(void *ctx, const struct apf_trace_event *ev);
+    void *on_event_ctx;
 };
 
 /* Creates the engine (transport, max_outstanding 1..8 and fallback from the input). */
@@ -44,6 +48,8 @@ void fz_host_fini(struct fz_host *e, long frontend_blocks);
 /* One step of the engine's own entry points, chosen by the input (fault, entry, ACK,
  * complete, disable, reset, save/restore, guest writes to its RAM). */
 void fz_host_engine_step(struct fz_host *e, struct fz *f);
+/* Completes everything submitted and not yet completed (success, any order). */
+void fz_host_complete_all(struct fz_host *e);
 /* A gpa the input chooses: mostly inside RAM, near an area or a ring, sometimes outside. */
 uint64_t fz_gpa(struct fz *f);
 /* Engine state of a vCPU (apf_host_vcpu_save) for "refused changes nothing" checks. */

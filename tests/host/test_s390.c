@@ -556,6 +556,47 @@ START_TEST(test_bad_restore_changes_nothing)
 }
 END_TEST
 
+/* The engine's own save/restore (and enable) cannot carry the masks: an established vCPU's
+ * state restored through apf_host_vcpu_restore() used to leave pfault on in the engine with
+ * the frontend's token address and masks gone (task token read at real 0, the gate open in
+ * kernel mode). Refused now, changing nothing; a disabled state is still accepted. */
+START_TEST(test_engine_restore_or_enable_cannot_establish_without_the_masks)
+{
+    struct fx x;
+    mk(&x, 2, 0, APF_HOST_FALLBACK_HALT);
+    init_vcpu(&x, 0); /* Linux's masks: problem state only */
+    struct apf_host_vcpu_state hs;
+    ck_assert_int_eq(apf_host_vcpu_save(x.h, 0, &hs), 0);
+    ck_assert_uint_eq(hs.enabled, 1);
+    struct snap a, b;
+    snap(&x, 0, &a);
+    ck_assert_int_eq(apf_host_vcpu_restore(x.h, 0, &hs), APF_EINVAL);
+    snap(&x, 0, &b);
+    assert_same(&a, &b);
+    /* the gate of the INIT still holds: a kernel-mode fault is not delivered */
+    uint64_t p = 0;
+    set_task_token(&x, 0, 0x77);
+    ck_assert_int_ne(apf_host_s390_fault(x.fe, 0, 0x40000, &KERNEL_ON, &p), APF_FAULT_ASYNC);
+    ck_assert_int_eq(apf_host_s390_fault(x.fe, 0, 0x41000, &USER_ON, &p), APF_FAULT_ASYNC);
+    ck_assert_uint_eq(p, 0x77);
+    /* nor can an engine-level enable establish vCPU 1 */
+    ck_assert_int_eq(apf_host_vcpu_set_vector(x.h, 1, APF_S390_EXT_CODE), 0);
+    ck_assert_int_eq(apf_host_vcpu_enable(x.h, 1, TOKADDR(1), APF_EN_SEND_ALWAYS), APF_EINVAL);
+    ck_assert_int_eq(apf_host_vcpu_enabled(x.h, 1), 0);
+    /* a disabled state restores (pfault cancelled), and INIT establishes again */
+    struct apf_host_vcpu_state off = {.version = APF_HOST_STATE_VERSION,
+                                      .vector = APF_S390_EXT_CODE};
+    ck_assert_int_eq(apf_host_vcpu_restore(x.h, 0, &off), 0);
+    struct apf_host_s390_state s;
+    ck_assert_int_eq(apf_host_s390_get_state(x.fe, 0, &s), 0);
+    ck_assert_uint_eq(s.token_addr, APF_S390_TOKEN_INVALID);
+    ck_assert_uint_eq(diag_ok(&x, 0), 0);
+    ck_assert_int_eq(apf_host_s390_get_state(x.fe, 0, &s), 0);
+    ck_assert_uint_eq(s.token_addr, TOKADDR(0));
+    fini(&x);
+}
+END_TEST
+
 /* ---- the trace checker ---------------------------------------------------------------------- */
 
 struct tchk {
@@ -666,6 +707,7 @@ static Suite *s390_suite(void)
     tcase_add_test(m, test_migration_moves_token_address_and_masks);
     tcase_add_test(m, test_restoring_invalid_token_drops_pending_completions);
     tcase_add_test(m, test_bad_restore_changes_nothing);
+    tcase_add_test(m, test_engine_restore_or_enable_cannot_establish_without_the_masks);
     suite_add_tcase(s, m);
     TCase *t = tcase_create("trace");
     tcase_add_test(t, test_trace_of_a_run_is_consistent_with_window_0);

@@ -161,6 +161,24 @@ START_TEST(parse_headers_others_and_malformed)
 }
 END_TEST
 
+/* The last nanosecond a uint64_t holds parses; one more, in the seconds or the fraction, is
+ * refused (it used to wrap: "18446744073.999999999" read as 290448384 ns; found by the
+ * trace_kvm fuzz target's print/parse round trip). */
+START_TEST(parse_timestamps_past_2_64_ns_are_refused)
+{
+    struct apf_trace_kvm_record r;
+    ck_assert_int_eq(parse(" a-5 [000]  18446744073.709551615: kvm_entry: vcpu 0", &r), 0);
+    ck_assert_uint_eq(r.time_ns, UINT64_MAX);
+    ck_assert_int_eq(parse(" a-5 [000]  18446744073.709551616: kvm_entry: vcpu 0", &r),
+                     APF_EINVAL);
+    ck_assert_int_eq(parse(" a-5 [000]  18446744073.999999999: kvm_entry: vcpu 0", &r),
+                     APF_EINVAL);
+    ck_assert_int_eq(parse(" a-5 [000] d..1.  18446744073.9: kvm_entry: vcpu 0", &r),
+                     APF_EINVAL);
+    ck_assert_int_eq(parse(" a-5 [000]  18446744074.0: kvm_entry: vcpu 0", &r), APF_EINVAL);
+}
+END_TEST
+
 /* Every prefix and many byte mutations of every valid line: a verdict, no overrun (the
  * buffers are exactly the line's length; run under ASan in CI). */
 START_TEST(parse_truncated_and_mutated)
@@ -430,6 +448,7 @@ int main(void)
     tcase_add_test(tc, parse_tracefs_lines);
     tcase_add_test(tc, parse_trace_cmd_report_lines);
     tcase_add_test(tc, parse_headers_others_and_malformed);
+    tcase_add_test(tc, parse_timestamps_past_2_64_ns_are_refused);
     tcase_add_test(tc, parse_truncated_and_mutated);
     tcase_add_test(tc, detect_formats);
     tcase_add_test(tc, translate_a_run);
