@@ -1134,6 +1134,91 @@ START_TEST(test_xen_restore_carries_indices_and_is_validated)
 }
 END_TEST
 
+/* One source of truth (finding 9, found again here by the fuzz_xen and fuzz_mmio targets):
+ * what the frontend reports - get_state, the CONTROL and IRQ registers - is the engine's
+ * channel, whoever changed it. The xen and mmio frontends used to keep their own copy of
+ * the registration, stale after an engine-level disable, reset or restore. */
+START_TEST(test_xen_get_state_follows_engine_level_disable_reset_restore)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = xen_fx(f);
+    guest_on(x);
+    struct apf_host_xen_state s;
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.registered, 1);
+    ck_assert_int_eq(apf_host_vcpu_disable(x->h, 0), 0);
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.registered, 0); /* was the stale registration */
+    ck_assert_uint_eq(s.area_gpa, 0);
+    ck_assert_uint_eq(s.ring_gpa, 0);
+    ck_assert_uint_eq(s.ring_entries, 0);
+    /* the guest registers again: APF is off, so not -EBUSY */
+    struct apf_xen_vcpu_apf a = xen_good();
+    ck_assert_int_eq(xen_reg(x, 0, 0, &a), 0);
+    ck_assert_int_eq(apf_host_vcpu_enabled(x->h, 0), 1);
+    /* an engine-level restore: another area, SEND_ALWAYS; the ring as registered */
+    struct apf_host_vcpu_state hs;
+    ck_assert_int_eq(apf_host_vcpu_save(x->h, 0, &hs), 0);
+    hs.area_gpa = FAKE_AREA(1);
+    hs.flags = APF_EN_ENABLED | APF_EN_SEND_ALWAYS;
+    ck_assert_int_eq(apf_host_vcpu_restore(x->h, 0, &hs), 0);
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.registered, 1);
+    ck_assert_uint_eq(s.area_gpa, FAKE_AREA(1));
+    ck_assert_uint_eq(s.flags, APF_XEN_APF_SEND_ALWAYS);
+    ck_assert_uint_eq(s.ring_gpa, RING_GPA);
+    ck_assert_uint_eq(s.ring_entries, RING_N);
+    ck_assert_int_eq(apf_host_vcpu_reset(x->h, 0), 0);
+    ck_assert_int_eq(apf_host_xen_get_state(x->xen, 0, &s), 0);
+    ck_assert_uint_eq(s.registered, 0);
+    ck_assert_uint_eq(s.area_gpa, 0);
+    ck_assert_uint_eq(s.flags, 0);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
+START_TEST(test_mmio_registers_follow_engine_level_disable_reset_restore)
+{
+    struct fake_vmm *f = calloc(1, sizeof(*f));
+    struct fx *x = mmio_fx(f);
+    guest_on(x);
+    ck_assert_int_eq(apf_host_vcpu_disable(x->h, 0), 0);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), 0); /* was the stale "on" */
+    struct apf_host_mmio_state s;
+    ck_assert_int_eq(apf_host_mmio_get_state(x->mmio, 0, &s), 0);
+    ck_assert_uint_eq(s.control, 0);
+    ck_assert_uint_eq(s.area, 0);
+    ck_assert_uint_eq(s.ring, 0);
+    ck_assert_uint_eq(s.staged_area, FAKE_AREA(0)); /* the staging registers are the guest's */
+    ck_assert_uint_eq(s.staged_ring, RING_GPA | 6u);
+    ck_assert_uint_eq(s.status, APF_MMIO_STATUS_OK);
+    /* an engine-level restore: another area, SEND_ALWAYS; the ring as committed */
+    struct apf_host_vcpu_state hs;
+    ck_assert_int_eq(apf_host_vcpu_save(x->h, 0, &hs), 0);
+    hs.enabled = 1;
+    hs.area_gpa = FAKE_AREA(1);
+    hs.flags = APF_EN_ENABLED | APF_EN_SEND_ALWAYS;
+    ck_assert_int_eq(apf_host_vcpu_restore(x->h, 0, &hs), 0);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), APF_EN_ENABLED | APF_EN_SEND_ALWAYS);
+    ck_assert_int_eq(apf_host_mmio_get_state(x->mmio, 0, &s), 0);
+    ck_assert_uint_eq(s.area, FAKE_AREA(1));
+    ck_assert_uint_eq(s.ring, RING_GPA | 6u);
+    /* an engine-level reset forgets APF and the interrupt; the frontend's reset sets it */
+    ck_assert_int_eq(apf_host_vcpu_reset(x->h, 0), 0);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_CONTROL), 0);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_IRQ), 0);
+    ck_assert_int_eq(apf_host_mmio_vcpu_reset(x->mmio, 0), 0);
+    ck_assert_uint_eq(mmio_rd(x, 0, APF_MMIO_REG_IRQ), PPI);
+    ck_assert_uint_eq(mmio_commit(x, 0, FAKE_AREA(0), RING_GPA | 6u, APF_EN_ENABLED),
+                      APF_MMIO_STATUS_OK);
+    done_fx(x, f);
+    free(x);
+    free(f);
+}
+END_TEST
+
 /* ---- random guest input: the control planes never break their invariants ---------------- */
 
 static uint64_t rnd(uint64_t *x)
@@ -1459,11 +1544,13 @@ static Suite *transports_suite(void)
     tcase_add_test(tm, test_mmio_restore_is_validated);
     tcase_add_test(tm, test_mmio_create_is_validated);
     tcase_add_test(tm, test_mmio_np_kind_decides_deliverability);
+    tcase_add_test(tm, test_mmio_registers_follow_engine_level_disable_reset_restore);
     suite_add_tcase(s, tm);
     TCase *tx = tcase_create("xen");
     tcase_add_test(tx, test_xen_bad_registrations_change_nothing);
     tcase_add_test(tx, test_xen_double_registration_is_ebusy);
     tcase_add_test(tx, test_xen_restore_carries_indices_and_is_validated);
+    tcase_add_test(tx, test_xen_get_state_follows_engine_level_disable_reset_restore);
     suite_add_tcase(s, tx);
     TCase *tr2 = tcase_create("random");
     tcase_add_test(tr2, test_mmio_random_guest_input_keeps_invariants);
