@@ -70,7 +70,8 @@ APF_API int apf_host_mmio_create(struct apf_host *h, const struct apf_host_mmio_
                                  struct apf_host_mmio **out);
 
 /**
- * @brief Free the frontend.
+ * @brief Free the frontend. It does not use the engine (it keeps its own copy of the
+ * engine's allocator): the engine may be destroyed before or after it.
  * @param fe Frontend, or NULL (no-op).
  */
 APF_API void apf_host_mmio_destroy(struct apf_host_mmio *fe);
@@ -101,7 +102,9 @@ APF_API int apf_host_mmio_access(struct apf_host_mmio *fe, uint32_t vcpu, uint64
 APF_API int apf_host_mmio_vcpu_reset(struct apf_host_mmio *fe, uint32_t vcpu);
 
 /**
- * @brief Save a vCPU's frontend state (migration source).
+ * @brief Save a vCPU's frontend state (migration source). What is in force (control, area,
+ * ring; also the CONTROL and IRQ registers) is read from the engine, whoever changed it (an
+ * engine-level apf_host_vcpu_disable(), _reset() or _restore() included).
  * @param fe Frontend.
  * @param vcpu vCPU id.
  * @param[out] st The state.

@@ -81,7 +81,8 @@ APF_API int apf_host_xen_create(struct apf_host *h, const struct apf_host_xen_co
                                 struct apf_host_xen **out);
 
 /**
- * @brief Free the frontend.
+ * @brief Free the frontend. It does not use the engine (it keeps its own copy of the
+ * engine's allocator): the engine may be destroyed before or after it.
  * @param fe Frontend, or NULL (no-op).
  */
 APF_API void apf_host_xen_destroy(struct apf_host_xen *fe);
@@ -120,7 +121,9 @@ APF_API uint32_t apf_host_xen_features(uint32_t submap_idx);
 APF_API int apf_host_xen_vcpu_reset(struct apf_host_xen *fe, uint32_t vcpu);
 
 /**
- * @brief Save a vCPU's state (migration source).
+ * @brief Save a vCPU's state (migration source). What is in force is read from the engine,
+ * whoever changed it (an engine-level apf_host_vcpu_disable(), _reset() or _restore()
+ * included): registered = APF on.
  * @param fe Frontend.
  * @param vcpu vCPU id.
  * @param[out] st The state.

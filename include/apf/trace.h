@@ -38,6 +38,10 @@
  * exactly as before. With a ring, `host.ready` comes once per entry (arg = the vector if
  * the entry ended a notified batch, else 0: notification hold-off) and `guest.ready` once
  * per entry consumed, in FIFO order; `guest.ack` once per drain.
+ * A restore that turns APF on with a ring (`host.restore`, `host.enable`, `host.transport`)
+ * may continue the source's ring (apf-mmio, xen-hvm): entries the source sent are still in
+ * flight though this trace never showed them, and the checker accepts `host.ack`s that
+ * release up to one window of them beyond the entries sent since.
  * Transport #APF_TRANSPORT_ID_S390 (s390 pfault, window 0) has no broadcast: after its
  * `host.transport` event no wake-all is owed; its guest events carry the kernel's task keys
  * and floating "page ready"s are taken on any vCPU, so they are not matched to the host's.
@@ -70,7 +74,8 @@ enum apf_trace_kind {
     APF_TRACE_HOST_DISABLE = 8,     /**< APF turned off: arg = outstanding faults dropped. */
     APF_TRACE_HOST_DROP = 9,        /**< A completion discarded (work of a disabled vCPU). */
     APF_TRACE_HOST_RESET = 10,      /**< vCPU reset. */
-    APF_TRACE_HOST_RESTORE = 11,    /**< vCPU state restored (migration). */
+    APF_TRACE_HOST_RESTORE = 11,    /**< vCPU state restored (migration): gpa = area, arg = 1 if
+                                         APF is on. */
     /** The vCPU's transport, emitted when APF is enabled (right after #APF_TRACE_HOST_ENABLE):
      *  token = an `APF_TRANSPORT_ID_*` (apf/proto.h), arg = the "page ready" window
      *  (#APF_TRACE_WINDOW_UNTHROTTLED, #APF_TRACE_WINDOW_SLOT, or the ring's entries). */

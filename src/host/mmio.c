@@ -8,6 +8,10 @@
  * embedder's inject_not_present); "page ready" = the ready ring, always, no ACK.
  * Control plane: staging registers (area, ring) that change nothing, and a CONTROL commit
  * that validates everything and then applies all of it or nothing (STATUS says why).
+ * One source of truth per vCPU (as kvm_arm64.c): what is in force - CONTROL, IRQ, the
+ * committed area and ring - is the engine's channel and the ring in the transport's block,
+ * read whoever changed them (an engine-level disable, reset or restore included); the
+ * frontend keeps only the guest's staging registers and STATUS.
  */
 #include "apf/host_mmio.h"
 
@@ -142,10 +146,8 @@ const struct apf_host_transport_ops apf_host_transport_mmio = {
 struct mmio_regs {
     uint64_t staged_area;
     uint64_t staged_ring;
-    uint64_t area; /* committed */
-    uint64_t ring; /* committed */
-    uint32_t control;
     uint32_t status;
+    uint32_t pad;
 };
 
 struct apf_host_mmio {
@@ -210,6 +212,23 @@ static int ring_decode(const struct apf_host_chan *c, uint64_t value, uint64_t *
     return apf_host_ring_check(c, *gpa, *size);
 }
 
+/* What is in force: CONTROL (the flags, 0 = off), and the committed area and ring value. */
+static uint32_t control_of(const struct apf_host_chan *c)
+{
+    return c->enabled ? c->flags : 0;
+}
+
+static uint64_t ring_of(const struct apf_host_chan *c)
+{
+    const struct mmio_chan *m = mm_of(c);
+    if (!c->enabled)
+        return 0;
+    uint32_t log2 = 0;
+    while (log2 < 31 && (1u << log2) < m->reg_size)
+        log2++;
+    return m->reg_gpa | log2;
+}
+
 static uint32_t status_of(int err)
 {
     return err == 0 ? APF_MMIO_STATUS_OK
@@ -228,8 +247,6 @@ static int commit(struct apf_host_mmio *fe, uint32_t vcpu, uint32_t value)
         if (value != 0)
             return APF_EINVAL; /* SEND_ALWAYS alone */
         apf_host_vcpu_disable(fe->host, vcpu);
-        r->control = 0;
-        r->area = r->ring = 0;
         return 0;
     }
     uint64_t gpa;
@@ -247,9 +264,6 @@ static int commit(struct apf_host_mmio *fe, uint32_t vcpu, uint32_t value)
         *m = old;
         return err;
     }
-    r->control = value;
-    r->area = r->staged_area;
-    r->ring = r->staged_ring;
     return 0;
 }
 
@@ -287,7 +301,7 @@ int apf_host_mmio_access(struct apf_host_mmio *fe, uint32_t vcpu, uint64_t offse
         case APF_MMIO_REG_AREA_HI: v = (uint32_t)(r->staged_area >> 32); break;
         case APF_MMIO_REG_RING_LO: v = (uint32_t)r->staged_ring; break;
         case APF_MMIO_REG_RING_HI: v = (uint32_t)(r->staged_ring >> 32); break;
-        case APF_MMIO_REG_CONTROL: v = r->control; break;
+        case APF_MMIO_REG_CONTROL: v = control_of(c); break;
         case APF_MMIO_REG_STATUS: v = r->status; break;
         default: v = 0; break; /* reserved */
         }
@@ -341,9 +355,9 @@ int apf_host_mmio_get_state(struct apf_host_mmio *fe, uint32_t vcpu,
     apf_host_vcpu_save(fe->host, vcpu, &hs);
     *st = (struct apf_host_mmio_state){
         .version = APF_PROTO_VERSION,
-        .control = r->control,
-        .area = r->area,
-        .ring = r->ring,
+        .control = control_of(c),
+        .area = c->enabled ? c->area_gpa : 0,
+        .ring = ring_of(c),
         .staged_area = r->staged_area,
         .staged_ring = r->staged_ring,
         .prod = m->ring_on ? m->ring.published : 0,
@@ -402,9 +416,6 @@ int apf_host_mmio_set_state(struct apf_host_mmio *fe, uint32_t vcpu,
     m->resume = 0;
     fe->regs[vcpu] = (struct mmio_regs){.staged_area = st->staged_area,
                                         .staged_ring = st->staged_ring,
-                                        .area = st->area,
-                                        .ring = st->ring,
-                                        .control = st->control,
                                         .status = st->status};
     return 0;
 }

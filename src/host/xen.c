@@ -8,6 +8,9 @@
  * VIRQ (inject_ready with the VIRQ number); no ACK.
  * Control plane: one registration per vCPU, validated in Xen's order and with Xen's errors
  * before anything changes; ~0 unregisters.
+ * One source of truth per vCPU (as kvm_arm64.c): the engine's channel (on, area, flags) and
+ * the ring in the transport's block; get_state reads them, whoever changed them (an
+ * engine-level disable, reset or restore included). The frontend keeps no copy.
  */
 #include "apf/host_xen.h"
 
@@ -136,28 +139,13 @@ const struct apf_host_transport_ops apf_host_transport_xen = {
 
 /* ---- frontend ----------------------------------------------------------------------------- */
 
-struct xen_regs {
-    uint64_t area;
-    uint64_t ring;
-    uint32_t entries;
-    uint32_t flags;
-    uint32_t registered;
-    uint32_t pad;
-};
-
 struct apf_host_xen {
     struct apf_host *host;
     struct apf_allocator alloc; /* the engine's, copied: destroy does not need the engine */
     struct apf_host_xen_config cfg;
     uint32_t n_vcpus;
     uint32_t pad;
-    struct xen_regs regs[];
 };
-
-static size_t fe_size(uint32_t n)
-{
-    return sizeof(struct apf_host_xen) + sizeof(struct xen_regs) * n;
-}
 
 int apf_host_xen_create(struct apf_host *h, const struct apf_host_xen_config *cfg,
                         struct apf_host_xen **out)
@@ -165,7 +153,7 @@ int apf_host_xen_create(struct apf_host *h, const struct apf_host_xen_config *cf
     if (h == NULL || out == NULL || apf_host_transport(h, NULL) != &apf_host_transport_xen)
         return APF_EINVAL;
     uint32_t n = apf_host_vcpu_count(h);
-    struct apf_host_xen *fe = apf_host_zalloc(h, fe_size(n));
+    struct apf_host_xen *fe = apf_host_zalloc(h, sizeof(*fe));
     if (fe != NULL)
         apf_host_allocator(h, &fe->alloc);
     if (fe == NULL)
@@ -185,7 +173,7 @@ void apf_host_xen_destroy(struct apf_host_xen *fe)
     if (fe == NULL)
         return;
     struct apf_allocator a = fe->alloc; /* the engine may be gone already */
-    a.free(a.ctx, fe, fe_size(fe->n_vcpus));
+    a.free(a.ctx, fe, sizeof(*fe));
 }
 
 uint32_t apf_host_xen_features(uint32_t submap_idx)
@@ -250,7 +238,6 @@ static int64_t unregister(struct apf_host_xen *fe, uint32_t vcpu)
     apf_host_vcpu_disable(fe->host, vcpu);
     x->reg_gpa = 0;
     x->reg_size = 0;
-    fe->regs[vcpu] = (struct xen_regs){0};
     return 0;
 }
 
@@ -263,7 +250,7 @@ static int64_t do_register(struct apf_host_xen *fe, uint32_t vcpu, uint64_t arg_
         return -(int64_t)APF_XEN_EFAULT;
     if (a.area_gpa == APF_XEN_UNREGISTER)
         return unregister(fe, vcpu);
-    if (fe->regs[vcpu].registered)
+    if (c->enabled) /* registered: APF is on */
         return -(int64_t)APF_XEN_EBUSY;
     int err = reg_check(fe, c, a.area_gpa, a.ring_gpa, a.ring_entries, a.version, a.flags);
     if (err)
@@ -289,11 +276,6 @@ static int64_t do_register(struct apf_host_xen *fe, uint32_t vcpu, uint64_t arg_
         *x = old; /* checked above: does not happen */
         return -(int64_t)APF_XEN_EINVAL;
     }
-    fe->regs[vcpu] = (struct xen_regs){.area = a.area_gpa,
-                                       .ring = a.ring_gpa,
-                                       .entries = a.ring_entries,
-                                       .flags = a.flags,
-                                       .registered = 1};
     return 0;
 }
 
@@ -329,7 +311,6 @@ int apf_host_xen_vcpu_reset(struct apf_host_xen *fe, uint32_t vcpu)
     x->reg_gpa = 0;
     x->reg_size = 0;
     x->resume = 0;
-    fe->regs[vcpu] = (struct xen_regs){0};
     return 0;
 }
 
@@ -339,21 +320,20 @@ int apf_host_xen_get_state(struct apf_host_xen *fe, uint32_t vcpu, struct apf_ho
         return APF_ENODEV;
     if (st == NULL)
         return APF_EINVAL;
-    const struct xen_regs *r = &fe->regs[vcpu];
-    const struct xen_chan *x = xc_of(apf_host_chan_get(fe->host, vcpu));
+    const struct apf_host_chan *c = apf_host_chan_get(fe->host, vcpu);
+    const struct xen_chan *x = xc_of(c);
     struct apf_host_vcpu_state hs;
     apf_host_vcpu_save(fe->host, vcpu, &hs);
-    *st = (struct apf_host_xen_state){
-        .version = APF_PROTO_VERSION,
-        .registered = r->registered,
-        .area_gpa = r->area,
-        .ring_gpa = r->ring,
-        .ring_entries = r->entries,
-        .flags = r->flags,
-        .prod = x->ring_on ? x->ring.published : 0,
-        .cons = x->ring_on ? x->ring.cons : 0,
-        .seq = hs.seq,
-    };
+    *st = (struct apf_host_xen_state){.version = APF_PROTO_VERSION, .seq = hs.seq};
+    if (c->enabled) { /* registered: the engine's channel and the ring APF runs on */
+        st->registered = 1;
+        st->area_gpa = c->area_gpa;
+        st->ring_gpa = x->reg_gpa;
+        st->ring_entries = x->reg_size;
+        st->flags = (c->flags & APF_EN_SEND_ALWAYS) ? APF_XEN_APF_SEND_ALWAYS : 0;
+        st->prod = x->ring_on ? x->ring.published : 0;
+        st->cons = x->ring_on ? x->ring.cons : 0;
+    }
     return 0;
 }
 
@@ -403,10 +383,5 @@ int apf_host_xen_set_state(struct apf_host_xen *fe, uint32_t vcpu,
         return err;
     }
     x->resume = 0;
-    fe->regs[vcpu] = (struct xen_regs){.area = st->area_gpa,
-                                       .ring = st->ring_gpa,
-                                       .entries = st->ring_entries,
-                                       .flags = st->flags,
-                                       .registered = st->registered};
     return 0;
 }

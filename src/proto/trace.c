@@ -199,6 +199,11 @@ int apf_trace_parse(const char *line, size_t len, struct apf_trace_event *ev)
  *    full, are purged. `live` counts the uncovered ones.
  *  - the window: `sent - released` "page ready"s are in flight on the host side (released
  *    by host.ack), at most `window` of them (0 = unthrottled);
+ *  - `inherited`: after a restore that re-enabled a ring (window > 1), the source's entries
+ *    may still be in the guest's ring (apf-mmio and xen-hvm continue it at the saved
+ *    indices) though this trace never sent them: host.ack may release up to one window of
+ *    them beyond what is in flight; the allowance only shrinks, and any enable, disable,
+ *    reset or restore ends it;
  *  - `q`: the tokens sent and not yet consumed by guest.ready, oldest first (a ring buffer
  *    of `qcap` entries in the checker's memory), for the FIFO check of the guest side.
  */
@@ -217,6 +222,9 @@ struct vstate {
     /* s390: the guest's events carry the kernel's task keys (not the host's tokens), and a
      * floating "page ready" is taken on any vCPU: they are not matched to the host's. */
     uint8_t guest_keys;
+    uint8_t restored;   /* the last event was a host.restore that turned APF on */
+    uint8_t resumed;    /* the last event was the host.enable of a restore */
+    uint32_t inherited; /* see above */
 };
 
 struct apf_trace_checker {
@@ -411,6 +419,7 @@ static void forget_all(struct vstate *s)
     apf__map_clear(&s->outstanding);
     s->live = 0;
     s->in_flight = 0;
+    s->inherited = 0;
     s->q_head = 0;
     s->q_len = 0;
 }
@@ -498,10 +507,17 @@ static int host_ack(struct apf_trace_checker *c, struct vstate *s,
 {
     if (ev->arg < 0)
         return fail(c, ev, "ACK with a negative count of released page readies");
-    if ((uint64_t)ev->arg > s->in_flight)
-        return fail_code(c, ev, APF_EPROTO, "ACK released ", (uint64_t)ev->arg,
-                         " page readies, only ", s->in_flight,
-                         " in flight (consumer index overrun or rewound?)");
+    if ((uint64_t)ev->arg > s->in_flight) {
+        /* After a restore: entries the source sent, released now (see `inherited`). */
+        uint64_t beyond = (uint64_t)ev->arg - s->in_flight;
+        if (s->window <= 1 || beyond > s->inherited)
+            return fail_code(c, ev, APF_EPROTO, "ACK released ", (uint64_t)ev->arg,
+                             " page readies, only ", s->in_flight,
+                             " in flight (consumer index overrun or rewound?)");
+        s->inherited -= (uint32_t)beyond;
+        s->in_flight = 0;
+        return 0;
+    }
     /* Slot transports: an ACK frees the slot whatever its count (a spurious ACK has 0). */
     s->in_flight = s->window == 1 ? 0 : s->in_flight - (uint64_t)ev->arg;
     return 0;
@@ -567,18 +583,25 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
         c->saw_host = true;
     else
         c->saw_guest = true;
+    /* A restore that turns APF on is host.restore, host.enable, host.transport in a row. */
+    uint8_t restored = s->restored, resumed = s->resumed;
+    s->restored = 0;
+    s->resumed = 0;
 
     switch (ev->kind) {
     case APF_TRACE_HOST_ENABLE:
         forget_all(s); /* re-enable drops what was outstanding */
         s->enabled = 1;
         s->wake_all_owed = 1;
+        s->resumed = restored;
         return 0;
     case APF_TRACE_HOST_TRANSPORT:
         if (ev->arg < 0)
             return fail(c, ev, "transport with a negative window");
         if (!s->window_pinned)
             s->window = (uint32_t)ev->arg;
+        if (resumed && s->window > 1)
+            s->inherited = s->window;
         /* s390 pfault has no broadcast "page ready": its enable owes no wake-all (the
          * host answers every delivered "not present" by itself). */
         if (ev->token == APF_TRANSPORT_ID_S390) {
@@ -592,6 +615,7 @@ int apf_trace_checker_feed(struct apf_trace_checker *c, const struct apf_trace_e
         forget_all(s);
         s->enabled = 0;
         s->wake_all_owed = 0;
+        s->restored = ev->kind == APF_TRACE_HOST_RESTORE && ev->arg == 1; /* APF on */
         return 0;
     case APF_TRACE_HOST_NOT_PRESENT:
         return host_not_present(c, s, ev);

@@ -70,6 +70,8 @@ static int o_write(void *ctx, uint64_t gpa, const void *buf, uint32_t len)
     struct fz_host *e = ctx;
     if (gpa > FZ_RAM || len > FZ_RAM - gpa)
         return APF_EFAULT;
+    if (e->ro_page && len && gpa >> 12 <= e->ro_page && (gpa + len - 1) >> 12 >= e->ro_page)
+        return APF_EFAULT;
     memcpy(e->ram + gpa, buf, len);
     return 0;
 }

@@ -31,6 +31,11 @@ struct fz_host {
     uint32_t n_pend;
     uint32_t last_np[FZ_VCPUS];
     uint64_t nps, readies;
+    /* A guest page (index gpa >> 12) whose writes the accessor refuses though its reads
+     * succeed: outside apf_host_ops' contract (both refuse exactly what is not RAM), to
+     * drive the defensive paths (a frontend's write-back, a ring that cannot start); 0 =
+     * none. Set by a harness after fz_host_init(). */
+    uint32_t ro_page;
     struct apf_trace_checker *chk;
     void *chk_mem;
     /* Optional: every host event, after the checker took it (a harness's own model). Set

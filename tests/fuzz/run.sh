@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-25}
 build=${2:-$top/build-fuzz}
 work=${3:-${TMPDIR:-/tmp}/apf-fuzz-work}
-targets=${TARGETS:-"kvm_x86 kvm_arm64 guest restore trace s390 trace_kvm"}
+targets=${TARGETS:-"kvm_x86 kvm_arm64 xen mmio s390 guest restore trace trace_kvm"}
 jobs=${JOBS:-1}
 runs=${RUNS:--1}
 

@@ -533,6 +533,46 @@ START_TEST(test_ring_flags_each_violation_at_its_event)
 }
 END_TEST
 
+/* A restore that turns a ring on may continue the source's ring (apf-mmio, xen-hvm): the
+ * entries the source sent are released by host.acks of a trace that never showed them.
+ * Up to one window of them, only right after that restore's enable. */
+START_TEST(test_ring_restore_may_release_up_to_a_window_of_the_sources_entries)
+{
+    static const struct ev4 restore_on[] = {
+        {APF_TRACE_HOST_RESTORE, 0, 0, 1},
+        {APF_TRACE_HOST_ENABLE, 0, 0, 1},
+        {APF_TRACE_HOST_TRANSPORT, 0, APF_TRANSPORT_ID_MMIO, 4},
+    };
+    static const char overrun[] = "event 4 (host.ack vcpu 0 token 0x0): ACK released 5 page "
+                                  "readies, only 0 in flight (consumer index overrun or "
+                                  "rewound?)";
+    fresh();
+    feed_all(restore_on, 3);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 3), 0); /* three of the source's */
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_READY, 0, APF_TOKEN_WAKE_ALL, 27), 0);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 2), 0); /* the last one + wake-all */
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 1), APF_EPROTO); /* none left */
+    /* more than a window */
+    fresh();
+    feed_all(restore_on, 3);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 5), APF_EPROTO);
+    ck_assert_str_eq(apf_trace_checker_error(chk), overrun);
+    fresh(); /* an enable that is not a restore's */
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_RESTORE, 0, 0, 0), 0);
+    feed_all(restore_on + 1, 2);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 1), APF_EPROTO);
+    fresh(); /* a slot has nothing to continue */
+    feed_all(restore_on, 2);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_TRANSPORT, 0, APF_TRANSPORT_ID_KVM_X86, 1), 0);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 1), APF_EPROTO);
+    fresh(); /* a disable ends the allowance */
+    feed_all(restore_on, 3);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_DISABLE, 0, 0, 0), 0);
+    feed_all(restore_on + 1, 2);
+    ck_assert_int_eq(feed_arg(APF_TRACE_HOST_ACK, 0, 0, 1), APF_EPROTO);
+}
+END_TEST
+
 START_TEST(test_ring_partial_acks_and_token_reuse_after_wake_all)
 {
     fresh();
@@ -795,6 +835,7 @@ static Suite *trace_suite(void)
     tcase_add_loop_test(tc, test_ring_flags_each_violation_at_its_event, 0,
                         (int)(sizeof(ring_violations) / sizeof(ring_violations[0])));
     tcase_add_test(tc, test_ring_partial_acks_and_token_reuse_after_wake_all);
+    tcase_add_test(tc, test_ring_restore_may_release_up_to_a_window_of_the_sources_entries);
     tcase_add_test(tc, test_unthrottled_window_0_hundred_in_flight);
     tcase_add_test(tc, test_unthrottled_guest_fifo_is_bounded_by_the_queue);
     tcase_add_test(tc, test_no_transport_event_is_window_1_and_slot_event_changes_nothing);
