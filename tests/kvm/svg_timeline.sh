@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # The SVG timeline: apf-trace-check --svg on a Linux KVM trace and on a broken one, and the
-# timeline of a default `apf-postcopy --trace` run; each must contain its events (one mark
+# timeline of a short `apf-postcopy --trace` run (1 round of 3000 accesses: the default five
+# rounds took 50 s); each must contain its events (one mark
 # per event drawn, by kind) and render headless with rsvg-convert to a non-empty PNG of the
 # SVG's size, larger than the rendering of an empty trace.
 #
@@ -41,7 +42,7 @@ grep -q 'first violation (line 24): event 10 (host.ready vcpu 0 token 0x2000): s
 # 4. apf-postcopy --trace: FILE.svg beside FILE
 if [ -n "$postcopy" ]; then
   rm -f "$work/postcopy.trace" "$work/postcopy.trace.svg"
-  "$postcopy" --trace "$work/postcopy.trace" >/dev/null 2>&1 || fail "apf-postcopy --trace"
+  "$postcopy" --rounds 1 --accesses 3000 --trace "$work/postcopy.trace" >/dev/null 2>&1 || fail "apf-postcopy --trace"
   [ -s "$work/postcopy.trace.svg" ] || fail "apf-postcopy wrote no timeline"
   # the marks of the events drawn (the first 4000 event lines)
   np=$(grep -v '^#' "$work/postcopy.trace" | head -n 4000 | grep -c ' host.np ' || true)
