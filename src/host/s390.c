@@ -365,8 +365,12 @@ int apf_host_s390_diag258(struct apf_host_s390 *fe, uint32_t vcpu, uint64_t bloc
         return APF_HOST_S390_SPECIFICATION;
     uint8_t raw[APF_S390_REFBK_SIZE];
     struct apf_host_chan *c = apf_host_chan_get(fe->host, vcpu);
-    if (apf_host_chan_read(c, real_to_abs(fe, vcpu, block), raw, sizeof(raw)))
-        return APF_HOST_S390_ADDRESSING;
+    /* A real range: prefixing maps each 8 KiB page of it on its own, so a block across a
+     * page boundary is two absolute pieces. Translate each doubleword (aligned, so never
+     * split by a boundary). */
+    for (uint32_t off = 0; off < sizeof(raw); off += 8)
+        if (apf_host_chan_read(c, real_to_abs(fe, vcpu, block + off), raw + off, 8))
+            return APF_HOST_S390_ADDRESSING;
     struct apf_s390_refbk b;
     apf_s390_refbk_decode(raw, &b);
     if (b.code != APF_S390_DIAG_CODE || b.dwords < APF_S390_REFBK_DWORDS ||

@@ -85,6 +85,16 @@ static int ram_read(const struct s390_fz *z, uint64_t gpa, void *buf, uint32_t l
     return 0;
 }
 
+/* The parameter block is a real range: each doubleword through prefixing on its own (a
+ * block across the prefix area's end is two absolute pieces). */
+static int block_read(const struct s390_fz *z, uint32_t v, uint64_t real, uint8_t *buf)
+{
+    for (uint32_t off = 0; off < APF_S390_REFBK_SIZE; off += 8)
+        if (ram_read(z, abs_of(z, v, real + off), buf + off, 8))
+            return -1;
+    return 0;
+}
+
 static int task_token(const struct s390_fz *z, uint32_t v, uint64_t *out)
 {
     uint8_t raw[8];
@@ -262,7 +272,7 @@ static int diag_expected(struct s390_fz *z, uint32_t v, uint64_t block, uint64_t
     if (block & (APF_S390_REFBK_ALIGN - 1))
         return APF_HOST_S390_SPECIFICATION;
     uint8_t raw[APF_S390_REFBK_SIZE];
-    if (ram_read(z, abs_of(z, v, block), raw, sizeof(raw)))
+    if (block_read(z, v, block, raw))
         return APF_HOST_S390_ADDRESSING;
     struct apf_s390_refbk b;
     apf_s390_refbk_decode(raw, &b);
@@ -319,7 +329,7 @@ static void step_diag(struct s390_fz *z, uint32_t v, struct fz *f)
     /* the block as read, for what INIT establishes */
     uint8_t raw[APF_S390_REFBK_SIZE];
     struct apf_s390_refbk b = {0};
-    if (ram_read(z, abs_of(z, v, block), raw, sizeof(raw)) == 0)
+    if (block_read(z, v, block, raw) == 0)
         apf_s390_refbk_decode(raw, &b);
     int r = apf_host_s390_diag258(z->fe, v, block, &ry);
     FZ_ASSERT(r == want && ry == want_ry, "diag258 %#llx -> %d ry %#llx, documented %d ry %#llx",

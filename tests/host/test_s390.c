@@ -95,6 +95,18 @@ static void init_vcpu(struct fx *x, uint32_t v)
     ck_assert_uint_eq(diag_ok(x, v), 0);
 }
 
+/* s390 prefixing with the prefix at PREFIX: real 0-8191 <-> absolute PREFIX..+8191. */
+#define PREFIX 0x10000u
+static uint64_t prefixing(void *ctx, uint32_t vcpu, uint64_t real)
+{
+    (void)ctx, (void)vcpu;
+    if (real < 0x2000u)
+        return real + PREFIX;
+    if (real >= PREFIX && real < PREFIX + 0x2000u)
+        return real - PREFIX;
+    return real;
+}
+
 static struct apf_host_vcpu_stats st(struct fx *x, uint32_t v)
 {
     struct apf_host_vcpu_stats s;
@@ -161,6 +173,33 @@ START_TEST(test_linux_init_establishes_and_second_init_returns_8)
     ck_assert_uint_eq(diag_ok(&x, 0), 8);
     snap(&x, 0, &b);
     assert_same(&a, &b);
+    fini(&x);
+}
+END_TEST
+
+/* A block across the end of the prefix area: its first doubleword is in the prefix page
+ * (absolute PREFIX + 0x1ff8), the rest in ordinary memory (absolute 0x2000); read as one
+ * absolute range it would be garbage. */
+START_TEST(test_block_across_a_prefix_boundary_is_read_piece_by_piece)
+{
+    struct fx x;
+    mk(&x, 1, 8, APF_HOST_FALLBACK_HALT);
+    apf_host_s390_destroy(x.fe);
+    struct apf_host_s390_config cfg = {.real_to_abs = prefixing};
+    ck_assert_int_eq(apf_host_s390_create(x.h, &cfg, &x.fe), 0);
+    put_block(&x, 0x1ff8u, 0, 0, 0, 0, TOKADDR(0), 1ull << 48, 1ull << 48, 0x8000000000000000ull);
+    memset(x.f->mem + 0x1ff8u, 0, 8); /* real 0x1ff8 is not where the header lives */
+    uint8_t *hdr = x.f->mem + PREFIX + 0x1ff8u;
+    const uint8_t h[8] = {0x02, 0x58, 0, 0, 0, 5, 0, 2}; /* code, INIT, length, version */
+    memcpy(hdr, h, sizeof(h));
+    uint64_t ry = 0xdead;
+    ck_assert_int_eq(apf_host_s390_diag258(x.fe, 0, 0x1ff8u, &ry), 0);
+    ck_assert_uint_eq(ry, 0);
+    struct apf_host_s390_state s;
+    ck_assert_int_eq(apf_host_s390_get_state(x.fe, 0, &s), 0);
+    ck_assert_uint_eq(s.token_addr, TOKADDR(0));
+    ck_assert_uint_eq(s.select, 1ull << 48);
+    ck_assert_int_eq(apf_host_vcpu_enabled(x.h, 0), 1);
     fini(&x);
 }
 END_TEST
@@ -687,6 +726,7 @@ static Suite *s390_suite(void)
     TCase *d = tcase_create("diag258");
     tcase_add_test(d, test_linux_init_establishes_and_second_init_returns_8);
     tcase_add_test(d, test_linux_cancel_returns_0_then_4);
+    tcase_add_test(d, test_block_across_a_prefix_boundary_is_read_piece_by_piece);
     tcase_add_test(d, test_longer_block_is_accepted);
     tcase_add_loop_test(d, test_malformed_block_exact_error_and_nothing_changes, 0,
                         (int)(sizeof(bad_blocks) / sizeof(bad_blocks[0])));
