@@ -167,7 +167,15 @@ static bool body_inj(struct cur *c, struct apf_trace_kvm_record *r)
 static bool body_raw(struct cur *c, struct apf_trace_kvm_record *r)
 {
     bool any = false;
-    r->vector = APF_TRACE_KVM_VECTOR_UNKNOWN;
+    /* A field is taken only from the tracepoint that carries it (trace_kvm.h: the others
+     * stay 0), whatever the line names. */
+    const uint32_t tp = r->tp;
+    const bool inj = tp == APF_TRACE_KVM_INJ_EXCEPTION, msr = tp == APF_TRACE_KVM_MSR;
+    const bool np_ready = tp == APF_TRACE_KVM_NOT_PRESENT || tp == APF_TRACE_KVM_READY;
+    const bool try_rep = tp == APF_TRACE_KVM_TRY_ASYNC || tp == APF_TRACE_KVM_REPEATED_FAULT;
+    const bool done = tp == APF_TRACE_KVM_COMPLETED;
+    if (inj)
+        r->vector = APF_TRACE_KVM_VECTOR_UNKNOWN;
     while (skip_spaces(c), !at_end(c)) {
         const char *k = c->p;
         while (!at_end(c) && *c->p != '=' && !is_space(*c->p))
@@ -187,35 +195,36 @@ static bool body_raw(struct cur *c, struct apf_trace_kvm_record *r)
         if (!at_end(c) && !is_space(*c->p))
             return false;
         any = true;
-        if (name_is(k, kn, "token"))
+        if (name_is(k, kn, "token") && np_ready)
             r->token = v;
-        else if (name_is(k, kn, "gva"))
+        else if (name_is(k, kn, "gva") && (np_ready || try_rep || done))
             r->gva = v;
-        else if (name_is(k, kn, "gfn"))
+        else if (name_is(k, kn, "gfn") && try_rep)
             r->gfn = v;
-        else if (name_is(k, kn, "address") || name_is(k, kn, "data"))
+        else if ((name_is(k, kn, "address") && done) || (name_is(k, kn, "data") && msr))
             r->address = v;
-        else if (name_is(k, kn, "exception") && r->tp == APF_TRACE_KVM_MSR)
+        else if (name_is(k, kn, "exception") && msr)
             r->gp = v != 0;
-        else if (name_is(k, kn, "exception"))
+        else if (name_is(k, kn, "exception") && inj)
             r->vector = v < 256 ? (uint8_t)v : APF_TRACE_KVM_VECTOR_UNKNOWN;
-        else if (name_is(k, kn, "has_error"))
+        else if (name_is(k, kn, "has_error") && inj)
             r->has_error = v != 0;
-        else if (name_is(k, kn, "error_code"))
+        else if (name_is(k, kn, "error_code") && inj)
             r->error_code = (uint32_t)v;
-        else if (name_is(k, kn, "reinjected"))
+        else if (name_is(k, kn, "reinjected") && inj)
             r->reinjected = v != 0;
-        else if (name_is(k, kn, "vcpu_id"))
+        else if (name_is(k, kn, "vcpu_id") && tp == APF_TRACE_KVM_ENTRY)
             r->vcpu_id = (uint32_t)v;
-        else if (name_is(k, kn, "reason") && r->reason >= 0)
+        else if (name_is(k, kn, "reason") && tp == APF_TRACE_KVM_USERSPACE_EXIT && r->reason >= 0)
             r->reason = (int32_t)v;
-        else if (name_is(k, kn, "errno") && neg && v > 0 && v < 0x7fffffff)
+        else if (name_is(k, kn, "errno") && tp == APF_TRACE_KVM_USERSPACE_EXIT && neg && v > 0 &&
+                 v < 0x7fffffff)
             r->reason = -(int32_t)v;
-        else if (name_is(k, kn, "write"))
+        else if (name_is(k, kn, "write") && msr)
             r->write = v != 0;
-        else if (name_is(k, kn, "ecx"))
+        else if (name_is(k, kn, "ecx") && msr)
             r->msr = (uint32_t)v;
-        /* other fields: ignored */
+        /* other fields, or fields of another tracepoint: ignored */
     }
     if (!r->has_error)
         r->error_code = 0;

@@ -219,6 +219,29 @@ static size_t synth(struct fz *f, char *buf, size_t cap, struct apf_trace_kvm_re
     return n;
 }
 
+/* trace_kvm.h: "fields not carried by the tracepoint are 0", raw ([FAILED TO PARSE]) lines
+ * included. */
+static void carried_only(const struct apf_trace_kvm_record *r)
+{
+    const uint32_t tp = r->tp;
+    const int np_ready = tp == APF_TRACE_KVM_NOT_PRESENT || tp == APF_TRACE_KVM_READY;
+    const int try_rep = tp == APF_TRACE_KVM_TRY_ASYNC || tp == APF_TRACE_KVM_REPEATED_FAULT;
+    const int inj = tp == APF_TRACE_KVM_INJ_EXCEPTION, msr = tp == APF_TRACE_KVM_MSR;
+    FZ_ASSERT(np_ready || r->token == 0, "tracepoint %u carries a token", tp);
+    FZ_ASSERT(np_ready || try_rep || tp == APF_TRACE_KVM_COMPLETED || r->gva == 0,
+              "tracepoint %u carries a gva", tp);
+    FZ_ASSERT(try_rep || r->gfn == 0, "tracepoint %u carries a gfn", tp);
+    FZ_ASSERT(tp == APF_TRACE_KVM_COMPLETED || msr || r->address == 0,
+              "tracepoint %u carries an address", tp);
+    FZ_ASSERT(tp == APF_TRACE_KVM_ENTRY || r->vcpu_id == 0, "tracepoint %u carries a vcpu", tp);
+    FZ_ASSERT(msr || (r->msr == 0 && r->write == 0 && r->gp == 0), "tracepoint %u: msr fields",
+              tp);
+    FZ_ASSERT(inj || (r->vector == 0 && r->has_error == 0 && r->error_code == 0 &&
+                      r->reinjected == 0),
+              "tracepoint %u: exception fields", tp);
+    FZ_ASSERT(tp == APF_TRACE_KVM_USERSPACE_EXIT || r->reason == 0, "tracepoint %u: reason", tp);
+}
+
 /* One line: parse (checked), then feed what parsed. */
 static void line(struct run *r, const char *text, size_t len,
                  const struct apf_trace_kvm_record *want, int want_rc)
@@ -243,6 +266,8 @@ static void line(struct run *r, const char *text, size_t len,
                   rec.format);
         if (rc == 0 && rec.tp == APF_TRACE_KVM_INJ_EXCEPTION && !rec.has_error)
             FZ_ASSERT(rec.error_code == 0);
+        if (rc == 0)
+            carried_only(&rec);
     }
     /* the line's newline changes nothing */
     size_t bare = len;

@@ -120,6 +120,21 @@ START_TEST(parse_trace_cmd_report_lines)
     ck_assert_uint_eq(r.msr, 0x4b564d07u);
     ck_assert_uint_eq(r.write, 1);
     ck_assert_uint_eq(r.gp, 0);
+    /* raw fields of another tracepoint are not carried: they stay 0 */
+    ck_assert_int_eq(parse(TR("a-5", "kvm_async_pf_completed", "[FAILED TO PARSE] gva=0x10 "
+                              "address=0x7f00 token=5 vcpu_id=3 exception=14 ecx=7 gfn=9"), &r), 0);
+    ck_assert_uint_eq(r.gva, 0x10);
+    ck_assert_uint_eq(r.address, 0x7f00);
+    ck_assert_uint_eq(r.token, 0);
+    ck_assert_uint_eq(r.vcpu_id, 0);
+    ck_assert_uint_eq(r.vector, 0);
+    ck_assert_uint_eq(r.msr, 0);
+    ck_assert_uint_eq(r.gfn, 0);
+    ck_assert_int_eq(parse(TR("a-5", "kvm_entry", "[FAILED TO PARSE] vcpu_id=2 data=0x5 write=1"),
+                     &r), 0);
+    ck_assert_uint_eq(r.vcpu_id, 2);
+    ck_assert_uint_eq(r.address, 0);
+    ck_assert_uint_eq(r.write, 0);
     /* nanosecond timestamps */
     ck_assert_int_eq(parse(" a-5 [000]  12.000000001: kvm_entry: vcpu 0", &r), 0);
     ck_assert_uint_eq(r.time_ns, 12000000001ull);
