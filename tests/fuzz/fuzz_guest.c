@@ -206,6 +206,10 @@ static void gt_woken(uintptr_t task, uint32_t cpu, int halted)
     (void)task, (void)cpu, (void)halted;
 }
 
+static void gt_waiting(void)
+{
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fz f = {data, size};

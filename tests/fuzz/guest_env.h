@@ -89,6 +89,8 @@ static int gt_online(uint32_t cpu);
 static int gt_offline(uint32_t cpu);
 /* A waiter of cpu was woken (after the core's own checks). */
 static void gt_woken(uintptr_t task, uint32_t cpu, int halted);
+/* The innermost waiter (G.win[G.n_win - 1]) is about to sleep or halt. */
+static void gt_waiting(void);
 
 static void run_event(void);
 
@@ -185,6 +187,7 @@ static void e_sleep(void *ctx, struct apf_guest_waiter *w)
     FZ_ASSERT(G.locks == 0, "sleeping with a lock held");
     FZ_ASSERT(G.n_sl < MAX_SLEEPERS);
     check_window("sleeps");
+    gt_waiting();
     FZ_ASSERT(apf_guest_waiter_cpu(w) == G.cur_cpu);
     struct sleeper *s = &G.sl[G.n_sl++];
     *s = (struct sleeper){.w = w, .task = G.cur_task, .cpu = G.cur_cpu};
@@ -210,6 +213,7 @@ static void e_halt(void *ctx)
      * runtime halt for ever. */
     FZ_ASSERT(++G.halts < 100000, "a halted waiter is never woken");
     check_window("halts");
+    gt_waiting();
     uint32_t cpu = G.cur_cpu;
     uintptr_t task = G.cur_task;
     if (G.depth < MAX_DEPTH && G.f->n > 0 && G.steps < 2000 && G.n_sl < MAX_SLEEPERS) {
