@@ -206,6 +206,12 @@ uint32_t apf__st_wake(struct apf_guest *g, uint32_t cpu, uint32_t token)
  * Rule (wake-all; reference "Wake-all", Linux apf_task_wake_all): the broadcast token
  * wakes every task waiting on this CPU, and this CPU's placeholders go back to the pool
  * (their tokens are void after the broadcast). Also used by apf_guest_cpu_offline().
+ * A placeholder is a "page ready" already taken; it belongs to the pool of the CPU that
+ * took it, which is not always its waiter's: an s390 completion floats to any CPU. Freeing
+ * one therefore drops a wake-up some other CPU's waiter may still be on its way to (between
+ * its "not present" and this table): bump the lost-wake-up epoch, under the bucket lock as
+ * apf__st_wake does, so that such a waiter retries instead of sleeping (see
+ * apf__st_must_not_sleep).
  */
 uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu)
 {
@@ -230,6 +236,7 @@ uint32_t apf__st_wake_cpu(struct apf_guest *g, uint32_t cpu)
             }
             *pp = p->next;
             if (p->placeholder) {
+                atomic_fetch_add_explicit(&g->lost_epoch, 1, memory_order_relaxed);
                 pool_put(g, p);
             } else {
                 wake_one(g, cpu, p);

@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-25}
 build=${2:-$top/build-fuzz}
 work=${3:-${TMPDIR:-/tmp}/apf-fuzz-work}
-targets=${TARGETS:-"kvm_x86 kvm_arm64 xen mmio s390 guest restore trace trace_kvm"}
+targets=${TARGETS:-"kvm_x86 kvm_arm64 xen mmio s390 guest guest_transports restore trace trace_kvm"}
 jobs=${JOBS:-1}
 runs=${RUNS:--1}
 
@@ -30,7 +30,7 @@ done
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fail=0
-printf '%-10s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
+printf '%-16s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
 for t in $targets; do
   bin=$build/tests/fuzz/fuzz_$t
   mkdir -p "$work/$t" "$work/$t.artifacts"
@@ -57,7 +57,7 @@ for t in $targets; do
     res="FINDING (rc $rc, see $log and $work/$t.artifacts)"
     fail=1
   fi
-  printf '%-10s %12s %8s %8s %8s  %s\n' "$t" "$execs" "${cov:-?}" "${ft:-?}" "$corp" "$res"
+  printf '%-16s %12s %8s %8s %8s  %s\n' "$t" "$execs" "${cov:-?}" "${ft:-?}" "$corp" "$res"
   # The checked-in corpus, replayed by the sanitizer build.
   if ! "$bin" -runs=0 "$top/tests/fuzz/corpus/$t" >"$work/$t.replay.log" 2>&1; then
     echo "$t: the checked-in corpus fails (see $work/$t.replay.log)"

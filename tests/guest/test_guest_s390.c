@@ -423,6 +423,52 @@ START_TEST(test_other_interrupts_and_bad_keys)
 }
 END_TEST
 
+/* In CPU 0's window (its 0x0600 taken, the task not yet in the sleep table): CPU 1 takes
+ * the completion, which leaves a placeholder from CPU 1's share of the pool, and then goes
+ * offline, which frees CPU 1's placeholders. The task must not sleep: nothing else will come
+ * for its key. (Found by the guest_transports fuzz target.) */
+static void complete_on_cpu1_then_offline_it(struct tenv *e)
+{
+    (void)e;
+    host_complete_to(0, 1, &USER_ON);
+    ck_assert_uint_eq(gst(1).placeholders_in_use, 1);
+    ck_assert_int_eq(apf_guest_cpu_offline(W.e.g, 1), 0);
+    ck_assert_uint_eq(gst(1).placeholders_in_use, 0);
+}
+
+START_TEST(test_floating_completion_survives_offline_of_the_cpu_that_took_it)
+{
+    start();
+    switch_to(0, 0x800);
+    host_fault(0, 0x40000);
+    W.e.in_window = complete_on_cpu1_then_offline_it;
+    ck_assert_int_eq(apf_guest_s390_external(W.e.g, 0, APF_S390_EXT_CODE,
+                                             APF_S390_EXT_SUB_INIT, W.np_param[0]),
+                     1);
+    ck_assert_ptr_null(W.e.in_window);
+    ck_assert_int_eq(W.e.sleeps, 0); /* it retries its access instead */
+    ck_assert_uint_eq(gst(0).retries, 1);
+    ck_assert_uint_eq(gst(0).waiting, 0);
+    stop();
+}
+END_TEST
+
+/* The same before CPU 0 has taken its 0x0600 at all (completion before init). */
+START_TEST(test_completion_before_init_survives_offline_of_the_cpu_that_took_it)
+{
+    start();
+    switch_to(0, 0x900);
+    host_fault(0, 0x40000);
+    complete_on_cpu1_then_offline_it(&W.e);
+    ck_assert_int_eq(apf_guest_s390_external(W.e.g, 0, APF_S390_EXT_CODE,
+                                             APF_S390_EXT_SUB_INIT, W.np_param[0]),
+                     1);
+    ck_assert_int_eq(W.e.sleeps, 0);
+    ck_assert_uint_eq(gst(0).retries, 1);
+    stop();
+}
+END_TEST
+
 static Suite *guest_s390_suite(void)
 {
     Suite *s = suite_create("guest_s390");
@@ -437,6 +483,8 @@ static Suite *guest_s390_suite(void)
     tcase_add_test(r, test_cpu_offline_cancels_and_wakes_its_sleepers);
     tcase_add_test(r, test_completion_on_cpu_without_pfault_still_wakes);
     tcase_add_test(r, test_other_interrupts_and_bad_keys);
+    tcase_add_test(r, test_floating_completion_survives_offline_of_the_cpu_that_took_it);
+    tcase_add_test(r, test_completion_before_init_survives_offline_of_the_cpu_that_took_it);
     suite_add_tcase(s, r);
     return s;
 }
