@@ -300,14 +300,17 @@ static void run_event(void)
         if (fz_u8(G.f) & 3)
             t = 0x1000u * (1 + fz_u8(G.f)) + (uint32_t)G.steps; /* a fresh token */
         G.last_np[cpu] = t;
-        /* A token already waited for on this CPU (or 0, ~0) is the host misbehaving: the
-         * lost-wake-up checks no longer apply to this CPU (robustness ones still do). */
+        /* A token already waited for on any CPU (or 0, ~0) is the host misbehaving: tokens
+         * are unique among the outstanding ones of the whole VM (the host puts the vCPU in
+         * them), and the sleep table is keyed by the token alone, as a "page ready" may come
+         * on another CPU. The lost-wake-up checks no longer apply to either CPU (robustness
+         * ones still do): the page ready of one waiter may wake the other. */
         for (int i = 0; i < G.n_win; i++)
-            if (G.win[i].cpu == cpu && G.win[i].token == t)
-                G.chaos[cpu] = 1;
+            if (G.win[i].token == t)
+                G.chaos[cpu] = G.chaos[G.win[i].cpu] = 1;
         for (int i = 0; i < G.n_sl; i++)
-            if (G.sl[i].w && G.sl[i].cpu == cpu && apf_guest_waiter_token(G.sl[i].w) == t)
-                G.chaos[cpu] = 1;
+            if (G.sl[i].w && apf_guest_waiter_token(G.sl[i].w) == t)
+                G.chaos[cpu] = G.chaos[G.sl[i].cpu] = 1;
         if (!apf_token_is_fault(t))
             G.chaos[cpu] = 1;
         gt_np_tokens(cpu, t);
